@@ -1,0 +1,358 @@
+"""Tests for vidrestore.engine: tiling invariants, tiled == untiled, conversions, threads, errors.
+
+Real computation on CPU with a small random UNet whose tail is perturbed so it is not the
+identity; frames are small so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from vidrestore import Restorer
+from vidrestore.engine import tile_apply
+from vidrestore.errors import ModelError
+from vidrestore.io.convert import from_float, rgb_to_gray, to_float
+from vidrestore.nets.unet import UNet
+from vidrestore.weights import save_generator
+
+MODEL_CONFIG = {"base_channels": 8}
+
+
+def random_unet(seed: int = 0) -> UNet:
+    """A small UNet (size_multiple 8) whose zero-initialised tail is perturbed: output != input."""
+    torch.manual_seed(seed)
+    model = UNet(**MODEL_CONFIG)
+    with torch.no_grad():
+        model.tail.weight.normal_(0.0, 0.01)
+        model.tail.bias.normal_(0.0, 0.01)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> UNet:
+    return random_unet()
+
+
+@pytest.fixture(scope="module")
+def restorer(model: UNet) -> Restorer:
+    """fp32, small tiles so that the test frames are really tiled."""
+    return Restorer(model, device="cpu", precision="fp32", tile=32, tile_overlap=8, batch_size=3)
+
+
+def random_frames(shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:
+    generator = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "u":
+        return generator.integers(0, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+    return generator.random(shape).astype(dtype)
+
+
+# ------------------------------------------------------------------------------ tile_apply
+
+
+@pytest.mark.parametrize(
+    ("shape", "tile", "overlap", "alignment"),
+    [
+        ((1, 3, 150, 203), 64, 16, 1),
+        ((2, 3, 150, 203), 64, 16, 8),  # padded to 152 × 208, tiles at multiples of 8
+        ((2, 1, 30, 40), 64, 16, 1),  # smaller than a tile: one tile
+        ((1, 3, 30, 130), 64, 16, 1),  # smaller than a tile in one direction only
+        ((3, 2, 65, 129), 64, 0, 1),  # naive tiling, sizes one past a multiple
+        ((1, 3, 100, 37), 32, 31, 1),  # stride 1: up to 32 tiles cover a pixel
+        ((2, 3, 47, 53), 0, 0, 1),  # whole frames
+    ],
+)
+def test_tile_apply_identity_returns_the_input(
+    shape: tuple[int, ...], tile: int, overlap: int, alignment: int
+) -> None:
+    batch = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    result = tile_apply(lambda tiles: tiles, batch, tile=tile, overlap=overlap, tiles_per_batch=5, alignment=alignment)
+    assert result.shape == batch.shape and result.dtype == batch.dtype
+    # Exact up to float32 rounding of the weighted sum (up to 32 tiles per pixel with stride 1).
+    assert (result - batch).abs().max().item() <= 1e-5
+
+
+def test_tile_apply_weights_sum_to_one_and_keep_dtype() -> None:
+    batch = torch.zeros(2, 3, 150, 203, dtype=torch.float64)
+    result = tile_apply(lambda tiles: torch.ones_like(tiles[:, :1]), batch, tile=64, overlap=16, tiles_per_batch=4)
+    assert result.shape == (2, 1, 150, 203) and result.dtype == torch.float64
+    assert (result - 1.0).abs().max().item() <= 1e-6
+
+
+def test_tile_apply_blends_smoothly_between_tiles() -> None:
+    """fn returns a different constant per tile: the blend must have no jumps larger than a ramp step."""
+    counter = iter(range(10_000))
+
+    def per_tile_constant(tiles: torch.Tensor) -> torch.Tensor:
+        values = torch.tensor([float(next(counter) % 2) for _ in range(tiles.shape[0])])
+        return values.view(-1, 1, 1, 1).expand_as(tiles).clone()
+
+    result = tile_apply(per_tile_constant, torch.zeros(1, 1, 64, 400), tile=64, overlap=32, tiles_per_batch=1)
+    # Tiles alternate 0, 1, 0, ...: a naive tiling would jump by 1 at each tile boundary.
+    assert result.diff(dim=-1).abs().max().item() < 0.2
+    assert result.min().item() >= 0.0 and result.max().item() <= 1.0
+
+
+def test_tile_apply_bounds_the_stacks_passed_to_fn() -> None:
+    """A large frame is never passed whole: every call gets <= tiles_per_batch tiles of <= tile pixels."""
+    calls: list[tuple[int, ...]] = []
+
+    def counting_identity(tiles: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(tiles.shape))
+        return tiles
+
+    batch = torch.rand(1, 3, 1000, 1500, generator=torch.Generator().manual_seed(2))
+    result = tile_apply(counting_identity, batch, tile=256, overlap=32, tiles_per_batch=3)
+    rows, columns = math.ceil((1000 - 256) / 224) + 1, math.ceil((1500 - 256) / 224) + 1
+    assert len(calls) == math.ceil(rows * columns / 3)
+    assert max(shape[0] for shape in calls) == 3
+    assert all(shape[2] <= 256 and shape[3] <= 256 for shape in calls)
+    assert (result - batch).abs().max().item() <= 1e-6
+
+
+def test_tile_apply_spreads_tiles_to_avoid_recomputation() -> None:
+    """720p with 512-pixel tiles: 2 × 3 tiles shrunk to fit, not 512² tiles that mostly overlap."""
+    shapes: list[tuple[int, ...]] = []
+
+    def recording_identity(tiles: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(tiles.shape))
+        return tiles
+
+    batch = torch.rand(1, 1, 720, 1280)
+    result = tile_apply(recording_identity, batch, tile=512, overlap=32, tiles_per_batch=1, alignment=16)
+    assert len(shapes) == 6
+    assert all(h <= 512 and w <= 512 and h % 16 == 0 and w % 16 == 0 for _, _, h, w in shapes)
+    assert sum(h * w for _, _, h, w in shapes) < 1.15 * 720 * 1280
+    assert (result - batch).abs().max().item() <= 1e-5
+
+
+def test_tile_apply_shares_forward_passes_across_frames() -> None:
+    calls: list[int] = []
+
+    def counting_identity(tiles: torch.Tensor) -> torch.Tensor:
+        calls.append(tiles.shape[0])
+        return tiles
+
+    batch = torch.rand(2, 3, 100, 100)  # 2 × 2 tiles per frame
+    result = tile_apply(counting_identity, batch, tile=64, overlap=16, tiles_per_batch=3)
+    assert calls == [3, 3, 2]  # the second call holds tiles of both frames
+    assert (result - batch).abs().max().item() <= 1e-6
+
+
+def test_tile_apply_propagates_errors_from_fn() -> None:
+    def failing(tiles: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("tile failed on purpose")
+
+    with pytest.raises(RuntimeError, match="tile failed on purpose"):
+        tile_apply(failing, torch.rand(1, 3, 100, 100), tile=64, overlap=16, tiles_per_batch=2)
+
+
+@pytest.mark.parametrize(
+    ("batch", "options", "message"),
+    [
+        (torch.rand(1, 3, 50, 50), {"tile": 32, "overlap": 32, "tiles_per_batch": 1}, "overlap"),
+        (torch.rand(1, 3, 50, 50), {"tile": 32, "overlap": 8, "tiles_per_batch": 0}, "tiles_per_batch"),
+        (torch.rand(1, 3, 50, 50), {"tile": 36, "overlap": 8, "tiles_per_batch": 1, "alignment": 8}, "multiples"),
+        (torch.zeros(1, 3, 50, 50, dtype=torch.uint8), {"tile": 32, "overlap": 8, "tiles_per_batch": 1}, "float"),
+        (torch.rand(3, 50, 50), {"tile": 32, "overlap": 8, "tiles_per_batch": 1}, r"\(N, C, H, W\)"),
+    ],
+)
+def test_tile_apply_rejects_bad_arguments(batch: torch.Tensor, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tile_apply(lambda tiles: tiles, batch, **options)
+
+
+def test_tile_apply_rejects_fn_that_changes_the_size() -> None:
+    with pytest.raises(ValueError, match="fn must map"):
+        tile_apply(lambda tiles: tiles[..., :-1], torch.rand(1, 3, 100, 100), tile=64, overlap=16, tiles_per_batch=2)
+
+
+# ------------------------------------------------------------------------------ tiled vs whole
+
+
+def test_tiled_restoration_matches_whole_frame(model: UNet) -> None:
+    frames = torch.rand(2, 3, 150, 203, generator=torch.Generator().manual_seed(3))
+    whole = Restorer(model, device="cpu", precision="fp32", tile=0).restore_tensor(frames)
+    assert (whole - frames).abs().mean().item() > 1e-2  # the model really changes the frames
+
+    blended = Restorer(model, device="cpu", precision="fp32", tile=64, tile_overlap=16).restore_tensor(frames)
+    blended_error = (blended - whole).abs()
+    assert blended_error.max().item() < 1e-2
+    assert blended_error.mean().item() < 5e-4
+
+    naive = Restorer(model, device="cpu", precision="fp32", tile=64, tile_overlap=0).restore_tensor(frames)
+    naive_error = (naive - whole).abs()
+    assert naive_error.max().item() > 5 * blended_error.max().item()
+    assert naive_error.mean().item() > 5 * blended_error.mean().item()
+
+
+def test_tiles_must_be_aligned_to_the_network(model: UNet) -> None:
+    """The UNet folds 2×2 and downsamples: tiles at offsets that are not multiples of 8 disagree everywhere."""
+    frames = torch.rand(1, 3, 150, 203, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        whole = model(frames)
+        aligned = tile_apply(model, frames, tile=64, overlap=16, tiles_per_batch=4, alignment=model.size_multiple)
+        misaligned = tile_apply(model, frames, tile=64, overlap=16, tiles_per_batch=4, alignment=1)
+    assert (misaligned - whole).abs().max().item() > 5 * (aligned - whole).abs().max().item()
+
+
+@pytest.mark.parametrize("tile", [0, 32])
+def test_batch_equals_one_by_one(model: UNet, tile: int) -> None:
+    engine = Restorer(model, device="cpu", precision="fp32", tile=tile, tile_overlap=8, batch_size=3)
+    frames = torch.rand(4, 3, 40, 56, generator=torch.Generator().manual_seed(5))
+    together = engine.restore_tensor(frames)
+    alone = torch.cat([engine.restore_tensor(frames[index : index + 1]) for index in range(len(frames))])
+    assert (together - alone).abs().max().item() <= 1e-5
+
+
+# ------------------------------------------------------------------------------ conversions
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float16])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_numpy_round_trip_keeps_shape_and_dtype(restorer: Restorer, dtype: type, channels: int) -> None:
+    frames = random_frames((2, 37, 45, channels), dtype)
+    result = restorer(frames)
+    assert result.shape == frames.shape and result.dtype == frames.dtype
+    single = restorer(frames[1])
+    assert single.shape == frames.shape[1:] and single.dtype == frames.dtype
+    # Same up to float rounding (a batch may group tiles differently): one step of the dtype.
+    step = 1.0 if np.dtype(dtype).kind == "u" else float(np.finfo(dtype).eps)
+    assert np.abs(single.astype(np.float64) - result[1]).max() <= step
+    if channels == 4:
+        np.testing.assert_array_equal(result[..., 3], frames[..., 3])  # alpha untouched
+    assert not np.array_equal(result[..., :3], frames[..., :3])  # the model changed the colour
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_frames_round_like_from_float(restorer: Restorer, dtype: type) -> None:
+    frames = random_frames((2, 37, 45, 3), dtype, seed=7)
+    expected = from_float(restorer(to_float(frames)), dtype)
+    np.testing.assert_array_equal(restorer(frames), expected)
+
+
+def test_gray_is_restored_as_rgb_and_returned_as_luma(restorer: Restorer) -> None:
+    gray = random_frames((2, 37, 45, 1), np.uint8, seed=8)
+    result = restorer(gray)
+    assert result.shape == gray.shape
+    restored_rgb = restorer(to_float(np.repeat(gray, 3, axis=3)))
+    expected = np.stack([from_float(rgb_to_gray(frame), np.uint8) for frame in restored_rgb])
+    assert np.abs(result.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_torch_float_frames_keep_dtype_and_device(restorer: Restorer) -> None:
+    frames = torch.rand(2, 3, 37, 45, generator=torch.Generator().manual_seed(9))
+    result = restorer(frames)
+    assert result.shape == frames.shape and result.dtype == torch.float32 and result.device == frames.device
+    # Same numbers up to float rounding: __call__ feeds the model one frame's tiles at a time.
+    torch.testing.assert_close(result, restorer.restore_tensor(frames), rtol=0, atol=1e-6)
+    half = restorer(frames.half())
+    assert half.dtype == torch.float16
+    assert (half.float() - result).abs().max().item() < 1e-2
+    single = restorer(frames[0])
+    assert single.shape == frames.shape[1:]
+    torch.testing.assert_close(single, result[0], rtol=0, atol=1e-6)
+
+
+def test_torch_uint8_frames_match_numpy(restorer: Restorer) -> None:
+    pixels = random_frames((2, 37, 45, 4), np.uint8, seed=10)
+    result = restorer(torch.from_numpy(pixels).permute(0, 3, 1, 2))
+    assert result.dtype == torch.uint8 and result.shape == (2, 4, 37, 45)
+    np.testing.assert_array_equal(result.permute(0, 2, 3, 1).numpy(), restorer(pixels))
+
+
+# ------------------------------------------------------------------------------ construction
+
+
+def test_restorer_loads_a_safetensors_file(model: UNet, restorer: Restorer, tmp_path) -> None:
+    path = tmp_path / "generator.safetensors"
+    save_generator(path, model, MODEL_CONFIG)
+    from_file = Restorer(path, device="cpu", precision="fp32", tile=32, tile_overlap=8, batch_size=3)
+    frames = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(11))
+    torch.testing.assert_close(from_file.restore_tensor(frames), restorer.restore_tensor(frames))
+    assert from_file.info["model"]["arch"] == "unet"
+
+
+def test_restorer_leaves_the_callers_module_alone() -> None:
+    module = random_unet(seed=1).train()
+    Restorer(module, device="cpu")
+    assert module.training
+    assert all(parameter.requires_grad for parameter in module.parameters())
+    assert module.head.weight.is_contiguous()
+
+
+def test_info_reports_device_precision_and_tiling(model: UNet) -> None:
+    info = Restorer(model, device="cpu", precision="fp32", tile=60, tile_overlap=10).info
+    assert info["device"] == "cpu" and info["dtype"] == "float32"
+    assert (info["tile"], info["tile_overlap"], info["size_multiple"]) == (64, 16, 8)  # rounded up to 8
+    assert info["model"]["source"] == "module UNet"
+
+
+# ------------------------------------------------------------------------------ threads
+
+
+def test_concurrent_calls_match_sequential_calls(model: UNet) -> None:
+    engine = Restorer(model, device="cpu", tile=32, tile_overlap=8)  # automatic precision
+    inputs = [random_frames((2, 40, 52, 3), np.uint8, seed=seed) for seed in range(8)]
+    sequential = [engine(frames) for frames in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(engine, inputs))
+    for expected, got in zip(sequential, concurrent):
+        np.testing.assert_array_equal(got, expected)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("frames", "error", "message"),
+    [
+        (np.zeros((2, 8, 8, 3), np.int32), TypeError, "uint8, uint16, float32 or float16"),
+        (np.zeros((8, 8), np.uint8), ValueError, r"\(N, H, W, C\)"),
+        (np.zeros((1, 8, 8, 2), np.uint8), ValueError, "C in"),
+        (np.zeros((0, 8, 8, 3), np.uint8), ValueError, "empty"),
+        (torch.zeros(1, 3, 8, 8, dtype=torch.int64), TypeError, "float dtype or uint8"),
+        (torch.zeros(1, 5, 8, 8), ValueError, r"\(N, C, H, W\)"),
+        (torch.zeros(2, 1, 3, 8, 8), ValueError, r"\(N, C, H, W\)"),
+        ([[0.0]], TypeError, "numpy array or a torch tensor"),
+    ],
+)
+def test_bad_frames_raise_clear_errors(restorer: Restorer, frames: object, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        restorer(frames)
+
+
+def test_restore_tensor_wants_float_rgb(restorer: Restorer) -> None:
+    with pytest.raises(ValueError, match=r"float \(N, 3, H, W\)"):
+        restorer.restore_tensor(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"float \(N, 3, H, W\)"):
+        restorer.restore_tensor(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"tile": 32, "tile_overlap": 32}, ValueError, "smaller than tile"),
+        ({"tile_overlap": -1}, ValueError, "tile_overlap"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"threads": 0}, ValueError, "threads"),
+        ({"precision": "fp16"}, ValueError, "fp16"),
+        ({"tile": 32.0}, TypeError, "integers"),
+    ],
+)
+def test_bad_options_raise_clear_errors(model: UNet, options: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        Restorer(model, device="cpu", **options)
+
+
+def test_bad_models_raise_clear_errors(tmp_path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        Restorer(tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError, match="nn.Module"):
+        Restorer(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="RGB to RGB"):
+        Restorer(UNet(base_channels=8, in_channels=1, out_channels=1))

@@ -1,0 +1,235 @@
+"""Tests for vidrestore.io.images and vidrestore.io.convert: real files written with Pillow/OpenCV."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PillowImage
+from PIL import ImageCms, ImageOps
+
+from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
+from vidrestore.io import (
+    Image,
+    from_batch,
+    from_float,
+    gray_to_rgb,
+    merge_alpha,
+    read_image,
+    rgb_to_gray,
+    split_alpha,
+    to_batch,
+    to_float,
+    write_image,
+)
+
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+ORIENTATION = 0x0112
+
+
+def random_pixels(channels: int, dtype: type, height: int = 12, width: int = 17, seed: int = 0) -> np.ndarray:
+    return (
+        np.random.default_rng(seed)
+        .integers(0, np.iinfo(dtype).max, (height, width, channels), endpoint=True)
+        .astype(dtype)
+    )
+
+
+def exif_with_orientation(orientation: int) -> bytes:
+    exif = PillowImage.Exif()
+    exif[ORIENTATION] = orientation
+    exif[0x010F] = "TestCam"  # Make
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_sixteen_bit_round_trip_is_exact(suffix: str, channels: int, tmp_path: Path) -> None:
+    pixels = random_pixels(channels, np.uint16)
+    write_image(tmp_path / f"deep{suffix}", Image(pixels, icc_profile=SRGB_ICC))
+    image = read_image(tmp_path / f"deep{suffix}")
+    assert image.pixels.dtype == np.uint16 and image.bit_depth == 16
+    np.testing.assert_array_equal(image.pixels, pixels)
+    if suffix == ".png":  # 16-bit colour PNG gets its ICC chunk added after OpenCV encodes it
+        assert image.icc_profile == SRGB_ICC
+
+
+def test_sixteen_bit_colour_png_written_by_opencv_reads_as_rgb(tmp_path: Path) -> None:
+    pixels = random_pixels(3, np.uint16)
+    cv2.imwrite(str(tmp_path / "external.png"), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+    np.testing.assert_array_equal(read_image(tmp_path / "external.png").pixels, pixels)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_rgba_round_trip_is_exact(suffix: str, tmp_path: Path) -> None:
+    pixels = random_pixels(4, np.uint8)
+    pixels[0, 0, 3] = 0  # colour under a fully transparent pixel must survive too
+    write_image(tmp_path / f"alpha{suffix}", Image(pixels), lossless=True)
+    image = read_image(tmp_path / f"alpha{suffix}")
+    assert image.has_alpha and not image.is_gray
+    np.testing.assert_array_equal(image.pixels, pixels)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_icc_and_exif_are_kept(suffix: str, tmp_path: Path) -> None:
+    write_image(
+        tmp_path / f"tagged{suffix}",
+        Image(random_pixels(3, np.uint8), icc_profile=SRGB_ICC, exif=exif_with_orientation(1)),
+    )
+    image = read_image(tmp_path / f"tagged{suffix}")
+    assert image.icc_profile == SRGB_ICC
+    exif = PillowImage.Exif()
+    exif.load(image.exif)
+    assert exif[0x010F] == "TestCam"
+    assert image.source_format == {".jpg": "JPEG", ".tif": "TIFF"}.get(suffix, suffix[1:].upper())
+
+
+def test_exif_orientation_six_is_applied_and_reset(tmp_path: Path) -> None:
+    stored = np.zeros((32, 48, 3), np.uint8)  # landscape as stored
+    stored[:8, :8] = (255, 0, 0)  # red marker at the stored top-left
+    PillowImage.fromarray(stored).save(tmp_path / "phone.jpg", quality=95, exif=exif_with_orientation(6))
+    image = read_image(tmp_path / "phone.jpg")
+    assert image.pixels.shape == (48, 32, 3)  # portrait once upright
+    assert image.pixels[3, -4, 0] > 200 and image.pixels[3, 3, 0] < 50  # orientation 6: top-left goes top-right
+    write_image(tmp_path / "upright.jpg", image)
+    assert PillowImage.open(tmp_path / "upright.jpg").getexif()[ORIENTATION] == 1
+    assert read_image(tmp_path / "upright.jpg").pixels.shape == (48, 32, 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_matches_pillow(orientation: int, tmp_path: Path) -> None:
+    pixels = random_pixels(3, np.uint8, height=5, width=7)
+    PillowImage.fromarray(pixels).save(tmp_path / "o.png", exif=exif_with_orientation(orientation))
+    expected = np.asarray(ImageOps.exif_transpose(PillowImage.open(tmp_path / "o.png")))
+    np.testing.assert_array_equal(read_image(tmp_path / "o.png").pixels, expected)
+
+
+def test_palette_with_transparency_becomes_rgba(tmp_path: Path) -> None:
+    palette_image = PillowImage.new("P", (6, 4), 0)
+    palette_image.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    palette_image.putpixel((1, 1), 1)
+    palette_image.save(tmp_path / "palette.png", transparency=0)
+    pixels = read_image(tmp_path / "palette.png").pixels
+    assert pixels.shape == (4, 6, 4) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels[1, 1], (200, 100, 50, 255))
+    assert pixels[0, 0, 3] == 0
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    cmyk = np.zeros((16, 16, 4), np.uint8)
+    cmyk[:, :8, 0] = 255  # cyan on the left, white (no ink) on the right
+    PillowImage.fromarray(cmyk, mode="CMYK").save(tmp_path / "print.jpg", quality=95)
+    image = read_image(tmp_path / "print.jpg")
+    assert image.pixels.shape == (16, 16, 3) and image.icc_profile is None
+    np.testing.assert_allclose(image.pixels[8, 2], (0, 255, 255), atol=12)
+    np.testing.assert_allclose(image.pixels[8, 13], (255, 255, 255), atol=12)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".bmp"])
+def test_grayscale_stays_one_channel(suffix: str, tmp_path: Path) -> None:
+    PillowImage.fromarray(random_pixels(1, np.uint8)[..., 0]).save(tmp_path / f"gray{suffix}")
+    image = read_image(tmp_path / f"gray{suffix}")
+    assert image.is_gray and not image.has_alpha and image.pixels.shape == (12, 17, 1)
+
+
+def test_one_bit_becomes_gray_uint8(tmp_path: Path) -> None:
+    PillowImage.fromarray(np.eye(8, dtype=bool)).save(tmp_path / "mask.png")
+    pixels = read_image(tmp_path / "mask.png").pixels
+    assert pixels.dtype == np.uint8 and pixels.shape == (8, 8, 1)
+    np.testing.assert_array_equal(pixels[..., 0], np.eye(8, dtype=np.uint8) * 255)
+
+
+def _truncated(suffix: str) -> bytes:
+    buffer = io.BytesIO()
+    PillowImage.fromarray(random_pixels(3, np.uint8, height=64, width=64)).save(
+        buffer, format="PNG" if suffix == ".png" else "JPEG"
+    )
+    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("empty.png", b"", CorruptMediaError),
+        ("cut.png", _truncated(".png"), CorruptMediaError),
+        ("cut.jpg", _truncated(".jpg"), CorruptMediaError),
+        ("noise.png", np.random.default_rng(0).bytes(500), CorruptMediaError),
+        ("notes.txt", b"just some text\n", UnsupportedFormatError),
+    ],
+)
+def test_bad_files_raise_clear_errors(name: str, content: bytes, error: type, tmp_path: Path) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(error) as raised:
+        read_image(tmp_path / name)
+    assert str(tmp_path / name) in str(raised.value)
+    assert "Traceback" not in str(raised.value)
+
+
+def test_missing_file_is_a_media_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match=r"missing\.png: file not found") as raised:
+        read_image(tmp_path / "missing.png")
+    assert type(raised.value) is MediaError
+
+
+def test_write_refuses_what_the_format_cannot_hold(tmp_path: Path) -> None:
+    rgba = Image(random_pixels(4, np.uint8))
+    with pytest.raises(UnsupportedFormatError, match="alpha"):
+        write_image(tmp_path / "a.jpg", rgba)
+    with pytest.raises(UnsupportedFormatError, match=r"\.gif"):
+        write_image(tmp_path / "a.gif", rgba)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sixteen_bit_to_eight_bit_format_rounds(tmp_path: Path) -> None:
+    pixels = np.full((4, 4, 3), 257 * 100 + 128, np.uint16)  # 100.498… in 8-bit units
+    write_image(tmp_path / "eight.bmp", Image(pixels))
+    np.testing.assert_array_equal(read_image(tmp_path / "eight.bmp").pixels, 100)
+
+
+def test_write_is_atomic_and_creates_folders(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "out.png"
+    write_image(target, Image(random_pixels(3, np.uint8)))
+    write_image(target, Image(random_pixels(3, np.uint8, seed=1)))  # overwrite in place
+    assert [path.name for path in target.parent.iterdir()] == ["out.png"]
+    np.testing.assert_array_equal(read_image(target).pixels, random_pixels(3, np.uint8, seed=1))
+
+
+# --- convert -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_float_round_trip_is_exact(dtype: type) -> None:
+    pixels = random_pixels(3, dtype)
+    as_float = to_float(pixels)
+    assert as_float.dtype == np.float32 and as_float.min() >= 0.0 and as_float.max() <= 1.0
+    np.testing.assert_array_equal(from_float(as_float, dtype), pixels)
+
+
+def test_from_float_clips_and_rounds() -> None:
+    values = np.array([-0.5, 0.0, 0.6 / 255, 1.49 / 255, 1.0, 2.0, np.nan], np.float32)
+    np.testing.assert_array_equal(from_float(values, np.uint8), [0, 0, 1, 1, 255, 255, 0])
+
+
+def test_alpha_and_gray_helpers_invert() -> None:
+    rgba = random_pixels(4, np.uint8)
+    color, alpha = split_alpha(rgba)
+    assert color.shape[2] == 3 and alpha is not None and alpha.shape[2] == 1
+    np.testing.assert_array_equal(merge_alpha(color, alpha), rgba)
+    assert split_alpha(color)[1] is None
+    gray = random_pixels(1, np.uint16)
+    np.testing.assert_array_equal(rgb_to_gray(gray_to_rgb(gray)), gray)
+    np.testing.assert_allclose(rgb_to_gray(np.array([[[255, 0, 0]]], np.uint8)), [[[76]]])
+
+
+def test_batch_round_trip() -> None:
+    images = [to_float(random_pixels(3, np.uint8, seed=seed)) for seed in range(3)]
+    batch = to_batch(images)
+    assert batch.shape == (3, 3, 12, 17) and batch.dtype == torch.float32
+    np.testing.assert_array_equal(batch[1, 2].numpy(), images[1][..., 2])
+    np.testing.assert_array_equal(from_batch(batch), np.stack(images))
+    with pytest.raises(ValueError, match="to_float"):
+        to_batch([random_pixels(3, np.uint8)])

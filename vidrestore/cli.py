@@ -1,0 +1,193 @@
+"""``vidrestore`` command line: subcommands parse arguments and call the library.
+
+    vidrestore corpus OUT_DIR              build the demo training corpus (Debian wallpapers)
+    vidrestore degrade IN OUT --seed N     write a reproducible degraded/clean paired set
+    vidrestore train [--set key=value]     train the generator (torchrun for several processes)
+    vidrestore restore INPUT... -o OUT     restore images and videos (files, globs, folders)
+    vidrestore info                        versions, device, default model
+
+Errors vidrestore raises on purpose are printed as one line (no traceback) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from vidrestore.errors import VidrestoreError
+
+__all__ = ["main"]
+
+
+def _add_common_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="generator weights (.safetensors); default: the shipped model")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--precision", default="auto", help="auto, bf16, fp16, fp32 (default auto)")
+    parser.add_argument("--tile", type=int, default=512, help="tile size in pixels, 0 = whole frame (default 512)")
+    parser.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+
+
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    from vidrestore.corpus import DEFAULT_PACKAGES, build_corpus
+
+    entries = build_corpus(
+        args.out_dir,
+        packages=tuple(args.package or DEFAULT_PACKAGES),
+        debs=[Path(d) for d in args.deb] if args.deb else None,
+        val_fraction=args.val_fraction,
+    )
+    train = sum(e.split == "train" for e in entries)
+    print(f"{len(entries)} images ({train} train, {len(entries) - train} val) in {args.out_dir}")
+    return 0
+
+
+def _degrade_config(args: argparse.Namespace):
+    from vidrestore.degrade import DegradeConfig
+    from vidrestore.train.config import apply_overrides
+
+    config = DegradeConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config else DegradeConfig()
+    return apply_overrides(config, args.set or [])
+
+
+def _cmd_degrade(args: argparse.Namespace) -> int:
+    from vidrestore.pairs import write_pairs
+
+    counts = write_pairs(
+        args.input, args.output, seed=args.seed, variants=args.variants, config=_degrade_config(args), jobs=args.jobs
+    )
+    print(f"degraded {counts['done']}, already done {counts['skipped']}, failed {counts['failed']} -> {args.output}")
+    return 1 if counts["failed"] else 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vidrestore.train.config import TrainConfig, apply_overrides
+    from vidrestore.train.loop import train
+
+    if args.resume and not args.config:
+        config_path = Path(args.out or TrainConfig().out_dir) / "config.json"
+        config = TrainConfig.load(config_path) if config_path.is_file() else TrainConfig()
+    else:
+        config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    shorthand = {"train_data": args.train_data, "val_data": args.val_data, "out_dir": args.out, "steps": args.steps}
+    overrides = [f"{k}={v}" for k, v in shorthand.items() if v is not None] + (args.set or [])
+    config = apply_overrides(config, overrides)
+    summary = train(config, resume=args.resume)
+    print(json.dumps(summary))
+    return 130 if summary["interrupted"] else 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from vidrestore.engine import Restorer
+    from vidrestore.restore import restore_paths
+
+    restorer = Restorer(
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        batch_size=args.batch_size,
+    )
+    report = restore_paths(
+        args.inputs,
+        args.output,
+        restorer,
+        skip_existing=args.skip_existing,
+        video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "temporal": not args.no_temporal,
+                       "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius},
+    )
+    for path, reason in report.failed:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    print(f"restored {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
+    return 1 if report.failed else 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:  # noqa: ARG001
+    import av
+    import cv2
+    import numpy
+    import torch
+
+    from vidrestore import __version__
+    from vidrestore.device import resolve_device, resolve_precision
+    from vidrestore.weights import default_model_path
+
+    device = resolve_device("auto")
+    print(f"vidrestore {__version__}; torch {torch.__version__}; av {av.__version__}; opencv {cv2.__version__}; numpy {numpy.__version__}")
+    print(f"device {device}, precision {resolve_precision('auto', device)}, threads {torch.get_num_threads()}")
+    model = default_model_path()
+    print(f"default model: {model} ({'present' if model.is_file() else 'missing'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidrestore", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("corpus", help="build the demo training corpus from Debian wallpaper packages")
+    p.add_argument("out_dir")
+    p.add_argument("--package", action="append", help="Debian package (repeatable); default the two wallpaper packages")
+    p.add_argument("--deb", action="append", help="use this downloaded .deb instead of apt-get download (repeatable)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.set_defaults(func=_cmd_corpus)
+
+    p = sub.add_parser("degrade", help="write a reproducible degraded/clean paired set with a JSONL manifest")
+    p.add_argument("input", help="image/video file or folder (recursive)")
+    p.add_argument("output", help="output folder (degraded/, clean/, manifest.jsonl)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", type=int, default=1, help="degraded copies per file (default 1)")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--config", help="degradation config JSON (DegradeConfig fields)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. noise.probability=0.9")
+    p.set_defaults(func=_cmd_degrade)
+
+    p = sub.add_parser("train", help="train the generator (discriminator pretraining, then joint L1 + GAN)")
+    p.add_argument("--config", help="TrainConfig JSON (a run's config.json)")
+    p.add_argument("--train-data")
+    p.add_argument("--val-data")
+    p.add_argument("--out", help="run folder (checkpoints, weights, metrics, TensorBoard)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. batch_size=8")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("restore", help="restore images and videos")
+    p.add_argument("inputs", nargs="+", help="files, globs or folders (recursive)")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (mirrored tree)")
+    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
+    _add_common_device(p)
+    p.add_argument("--codec", default="libx264", help="video codec: libx264, libx265, ffv1 (default libx264)")
+    p.add_argument("--crf", type=int, default=18, help="video quality (default 18)")
+    p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")
+    p.add_argument("--no-temporal", action="store_true", help="video: no temporal consistency stage")
+    p.add_argument("--temporal-strength", type=float, default=1.0, help="video: 0..1 (default 1)")
+    p.add_argument("--temporal-radius", type=int, default=2, help="video: neighbours each side (default 2)")
+    p.set_defaults(func=_cmd_restore)
+
+    p = sub.add_parser("info", help="versions, device and default model")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "jobs", None) == 0:
+        args.jobs = None
+    try:
+        return int(args.func(args) or 0)
+    except (VidrestoreError, ValueError, FileNotFoundError) as exc:
+        print(f"vidrestore {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Build the demo training corpus from Debian's wallpaper packages.
+
+``vidrestore corpus OUT_DIR`` runs ``apt-get download`` for the packages (or takes ``.deb``
+files already downloaded), unpacks them with ``dpkg -x``, and collects their images:
+
+- symlinks resolved and identical files de-duplicated (SHA-256);
+- the same picture at several resolutions (``Elephants_3840x2160.jpg``, Plasma's
+  ``contents/images/<W>x<H>.*``) grouped, and only the largest kept;
+- preview thumbnails (``screenshot.*``) skipped.
+
+Groups are split into train/validation by a hash of the group name, so no picture (nor another
+resolution of it) is in both. ``OUT_DIR/manifest.json`` records each file's package, version,
+original path, size and hash; the packages' copyright files are copied to ``OUT_DIR/licenses``.
+Curation (photo vs graphic, quality) is a separate step: ``vidrestore curate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vidrestore.data import IMAGE_EXTENSIONS
+from vidrestore.errors import VidrestoreError
+
+__all__ = ["DEFAULT_PACKAGES", "CorpusEntry", "build_corpus", "group_key"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
+_RESOLUTION = re.compile(r"[_-]?\d{3,5}x\d{3,5}$")
+
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    file: str  # relative to the corpus root
+    split: str
+    group: str
+    package: str
+    version: str
+    source_path: str  # path inside the package
+    width: int
+    height: int
+    sha256: str
+
+
+def group_key(relative: Path) -> str:
+    """The picture a file shows, independent of its resolution.
+
+    ``usr/share/wallpapers/Kay/contents/images_dark/5120x2880.png`` → ``wallpapers/Kay/images_dark``;
+    ``usr/share/backgrounds/mate/abstract/Elephants_3840x2160.jpg`` → ``backgrounds/mate/abstract/Elephants``.
+    """
+    parts = list(relative.parts)
+    if parts[:2] == ["usr", "share"]:
+        parts = parts[2:]
+    if "contents" in parts:
+        index = parts.index("contents")
+        return "/".join(parts[:index] + parts[index + 1 : -1])
+    stem = _RESOLUTION.sub("", Path(parts[-1]).stem)
+    return "/".join(parts[:-1] + [stem])
+
+
+_VARIANT = re.compile(r"(/images)?([_-](dark|light))?$", re.IGNORECASE)
+
+
+def _split_of(group: str, val_fraction: float) -> str:
+    """Light/dark variants of one design share a split (they are the same picture)."""
+    scene = _VARIANT.sub("", group).lower()
+    bucket = int(hashlib.sha256(scene.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "val" if bucket < val_fraction else "train"
+
+
+def _download(packages: tuple[str, ...], into: Path) -> list[Path]:
+    try:
+        subprocess.run(["apt-get", "download", *packages], cwd=into, check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise VidrestoreError("apt-get not found: pass the .deb files with --deb") from exc
+    except subprocess.CalledProcessError as exc:
+        raise VidrestoreError(f"apt-get download {' '.join(packages)} failed: {exc.stderr.strip()}") from exc
+    return sorted(into.glob("*.deb"))
+
+
+def _deb_field(deb: Path, field: str) -> str:
+    result = subprocess.run(["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+def build_corpus(
+    out_dir: str | Path,
+    *,
+    packages: tuple[str, ...] = DEFAULT_PACKAGES,
+    debs: list[Path] | None = None,
+    val_fraction: float = 0.2,
+) -> list[CorpusEntry]:
+    """Download/unpack ``packages`` (or use ``debs``) and write the split corpus to ``out_dir``."""
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="vidrestore-corpus-") as tmp:
+        work = Path(tmp)
+        debs = [Path(d).resolve() for d in debs] if debs else _download(packages, work)
+        candidates: dict[str, list[tuple[Path, Path, str, str]]] = {}
+        seen_hashes: set[str] = set()
+        licenses = out_dir / "licenses"
+        licenses.mkdir(parents=True, exist_ok=True)
+        for deb in debs:
+            package, version = _deb_field(deb, "Package"), _deb_field(deb, "Version")
+            root = work / package
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            for copyright_file in root.glob("usr/share/doc/*/copyright"):
+                shutil.copyfile(copyright_file, licenses / f"{package}.copyright")
+            for path in sorted(root.rglob("*")):
+                if path.is_symlink() or not path.is_file():
+                    continue  # links point at files we visit anyway
+                if path.suffix.lower() not in IMAGE_EXTENSIONS or path.stem.lower() == "screenshot":
+                    continue
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest in seen_hashes:
+                    continue
+                seen_hashes.add(digest)
+                relative = path.relative_to(root)
+                candidates.setdefault(group_key(relative), []).append((path, relative, package + "\t" + version, digest))
+        entries = []
+        for group, files in sorted(candidates.items()):
+            sized = [(_image_size(p), p, rel, pv, digest) for p, rel, pv, digest in files]
+            (width, height), path, relative, package_version, digest = max(sized, key=lambda s: s[0][0] * s[0][1])
+            package, version = package_version.split("\t")
+            split = _split_of(group, val_fraction)
+            name = group.replace("/", "__").replace(" ", "_") + path.suffix.lower()
+            target = out_dir / split / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            entries.append(
+                CorpusEntry(
+                    file=f"{split}/{name}",
+                    split=split,
+                    group=group,
+                    package=package,
+                    version=version,
+                    source_path="/" + relative.as_posix(),
+                    width=width,
+                    height=height,
+                    sha256=digest,
+                )
+            )
+    manifest = {"packages": list(packages), "val_fraction": val_fraction, "files": [asdict(e) for e in entries]}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    log.info("corpus: %d train, %d val images in %s", sum(e.split == "train" for e in entries),
+             sum(e.split == "val" for e in entries), out_dir)
+    return entries

@@ -1,0 +1,317 @@
+"""Paired training data built on the fly from any folder of images and/or videos.
+
+:class:`PairDataset` yields ``(degraded, clean)`` crops, :class:`ClipDataset` short clips of
+consecutive frames (from videos, or a synthetic slow camera pan over a still photo). Every item
+is a pure function of ``(seed, epoch, index)``: no global RNG is touched, so results are the
+same with any number of DataLoader workers and in any order.
+
+Tensors are float32 ``(3, P, P)`` (clips ``(T, 3, P, P)``) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidrestore.degrade import DegradeConfig, apply_plan, apply_plan_clip, sample_plan
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media", "PairDataset", "ClipDataset", "load_rgb_float"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m"})
+_VIDEO_FRAMES_KEPT = 48  # consecutive frames decoded from each source video
+
+
+def list_media(roots: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Image and video files under ``roots`` (files or folders, recursive), sorted, links resolved
+    and de-duplicated; hidden files and folders skipped."""
+    if isinstance(roots, (str, Path)):
+        roots = [roots]
+    found: dict[Path, None] = {}
+    for root in map(Path, roots):
+        if root.is_file():
+            candidates: Iterable[Path] = [root]
+        elif root.is_dir():
+            candidates = sorted(
+                p for p in root.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
+        else:
+            raise FileNotFoundError(f"{root}: no such file or folder")
+        for path in candidates:
+            if path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+                found.setdefault(path.resolve(), None)
+    return sorted(found)
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Read an image as RGB ``(H, W, 3)`` uint8/uint16 (alpha dropped, gray replicated)."""
+    from vidrestore.io import read_image
+
+    pixels = read_image(path).pixels
+    if pixels.shape[2] in (1, 2):
+        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def load_rgb_float(path: Path) -> np.ndarray:
+    """Read an image as float32 RGB ``(H, W, 3)`` in [0, 1] (alpha dropped, gray replicated)."""
+    from vidrestore.io import to_float
+
+    return to_float(load_rgb(path))
+
+
+def _load_video_frames(path: Path, count: int) -> list[np.ndarray]:
+    frames = []
+    from vidrestore.io import VideoReader
+
+    with VideoReader(path) as reader:
+        for frame in reader:
+            frames.append(frame.rgb)
+            if len(frames) >= count:
+                break
+    return frames
+
+
+class _SourceCache:
+    """Per-process LRU of decoded sources (a list of integer RGB frames each), bounded in bytes.
+
+    Frames stay in their integer form (a quarter of float32's memory); crops become float."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.items: OrderedDict[Path, list[np.ndarray]] = OrderedDict()
+        self.size = 0
+
+    def get(self, path: Path) -> list[np.ndarray]:
+        if path in self.items:
+            self.items.move_to_end(path)
+            return self.items[path]
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            frames = _load_video_frames(path, _VIDEO_FRAMES_KEPT)
+        else:
+            frames = [load_rgb(path)]
+        nbytes = sum(f.nbytes for f in frames)
+        while self.items and self.size + nbytes > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.size -= sum(f.nbytes for f in old)
+        self.items[path] = frames
+        self.size += nbytes
+        return frames
+
+
+def _augment(patch: np.ndarray, flip: bool, rotations: int) -> np.ndarray:
+    if flip:
+        patch = patch[:, ::-1]
+    return np.ascontiguousarray(np.rot90(patch, rotations))
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+class _MediaDataset(Dataset):
+    def __init__(
+        self,
+        sources: str | Path | Sequence[str | Path],
+        *,
+        patch_size: int,
+        length: int,
+        seed: int,
+        config: DegradeConfig | None,
+        scale_range: tuple[float, float],
+        augment: bool,
+        cache_bytes: int,
+    ) -> None:
+        self.paths = list_media(sources)
+        if not self.paths:
+            raise ValueError(f"no images or videos found in {sources}")
+        self.patch_size = patch_size
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+        self.config = config or DegradeConfig()
+        self.scale_range = scale_range
+        self.augment = augment
+        self._cache = _SourceCache(cache_bytes)
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different items for each epoch (still a pure function of seed, epoch, index)."""
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def _frames(self, rng: np.random.Generator) -> tuple[Path, list[np.ndarray]]:
+        if os.getpid() != self._pid:  # a forked worker starts with its own cache
+            self._cache, self._pid = _SourceCache(self._cache.max_bytes), os.getpid()
+        path = self.paths[int(rng.integers(len(self.paths)))]
+        return path, self._cache.get(path)
+
+    def _crop_box(self, rng: np.random.Generator, height: int, width: int, margin: int = 0) -> tuple[int, int, int]:
+        """(top, left, side) of a square region that shrinks to ``patch_size``: ``side / patch``
+        is the inverse of a scale drawn log-uniformly from ``scale_range`` (so the net sees
+        detail at many scales, as video at various resolutions has)."""
+        lo, hi = self.scale_range
+        scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        side = int(round(self.patch_size / scale))
+        side = max(self.patch_size, min(side, height - margin, width - margin))
+        if side < self.patch_size:
+            raise ValueError(f"source smaller than patch_size {self.patch_size}")
+        top = int(rng.integers(0, height - side - margin + 1))
+        left = int(rng.integers(0, width - side - margin + 1))
+        return top, left, side
+
+    def _shrink(self, region: np.ndarray) -> np.ndarray:
+        """Integer or float region → float32 ``(patch, patch, 3)`` in [0, 1] (area averaging)."""
+        from vidrestore.io import to_float
+
+        region = to_float(region) if region.dtype != np.float32 else region
+        if region.shape[0] == self.patch_size:
+            return np.ascontiguousarray(region)
+        small = cv2.resize(region, (self.patch_size, self.patch_size), interpolation=cv2.INTER_AREA)
+        # Area weights do not sum to exactly 1 in float32: bright pixels can land 1 ulp above 1.
+        return np.clip(small, 0.0, 1.0, out=small)
+
+
+class PairDataset(_MediaDataset):
+    """``(degraded, clean)`` crops, each ``(3, patch_size, patch_size)`` float32 in [0, 1].
+
+    Item ``i`` of epoch ``e`` draws its source, crop, scale, flips and degradation plan from
+    ``numpy.random.default_rng([seed, e, i])``. ``plan_for(i)`` returns the plan used.
+    """
+
+    def __init__(
+        self,
+        sources: str | Path | Sequence[str | Path],
+        *,
+        patch_size: int = 128,
+        length: int = 10_000,
+        seed: int = 0,
+        config: DegradeConfig | None = None,
+        scale_range: tuple[float, float] = (0.25, 1.0),
+        augment: bool = True,
+        cache_bytes: int = 3 << 30,
+    ) -> None:
+        super().__init__(
+            sources,
+            patch_size=patch_size,
+            length=length,
+            seed=seed,
+            config=config,
+            scale_range=scale_range,
+            augment=augment,
+            cache_bytes=cache_bytes,
+        )
+
+    def _item(self, index: int):
+        rng = self._rng(index)
+        _, frames = self._frames(rng)
+        frame = frames[int(rng.integers(len(frames)))]
+        top, left, side = self._crop_box(rng, frame.shape[0], frame.shape[1])
+        clean = self._shrink(frame[top : top + side, left : left + side])
+        if self.augment:
+            clean = _augment(clean, bool(rng.random() < 0.5), int(rng.integers(4)))
+        plan = sample_plan(self.config, int(rng.integers(2**31 - 1)))
+        return clean, plan
+
+    def plan_for(self, index: int):
+        return self._item(index)[1]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        clean, plan = self._item(index)
+        degraded = apply_plan(clean, plan)
+        return _to_tensor(degraded), _to_tensor(clean)
+
+
+def pan_trajectory(rng: np.random.Generator, frames: int, max_speed: float) -> np.ndarray:
+    """``(frames, 2)`` sub-pixel (dy, dx) offsets of a slow, smoothly accelerating camera pan.
+
+    Each axis starts at up to ``max_speed`` px/frame and accelerates by up to 5 % of it per
+    frame, so the speed along an axis stays below ``max_speed * (1 + 0.05 * frames)``."""
+    velocity = rng.uniform(-max_speed, max_speed, size=2)
+    accel = rng.uniform(-max_speed, max_speed, size=2) * 0.05
+    t = np.arange(frames, dtype=np.float64)[:, None]
+    return velocity * t + 0.5 * accel * t * t
+
+
+class ClipDataset(_MediaDataset):
+    """Clips ``(degraded, clean)``, each ``(frames, 3, patch_size, patch_size)``.
+
+    From a video: ``frames`` consecutive decoded frames. From a still image: a slow camera pan
+    (sub-pixel translation up to ``max_speed`` px/frame at patch scale), so motion is known.
+    The whole clip shares one degradation plan (per-frame noise, clip-level H.264).
+    """
+
+    def __init__(
+        self,
+        sources: str | Path | Sequence[str | Path],
+        *,
+        frames: int = 5,
+        patch_size: int = 128,
+        length: int = 2_000,
+        seed: int = 0,
+        config: DegradeConfig | None = None,
+        scale_range: tuple[float, float] = (0.25, 1.0),
+        max_speed: float = 2.0,
+        augment: bool = True,
+        cache_bytes: int = 3 << 30,
+    ) -> None:
+        super().__init__(
+            sources,
+            patch_size=patch_size,
+            length=length,
+            seed=seed,
+            config=config,
+            scale_range=scale_range,
+            augment=augment,
+            cache_bytes=cache_bytes,
+        )
+        self.frames = frames
+        self.max_speed = max_speed
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = self._rng(index)
+        _, source = self._frames(rng)
+        if len(source) >= self.frames:
+            start = int(rng.integers(len(source) - self.frames + 1))
+            window = source[start : start + self.frames]
+            top, left, side = self._crop_box(rng, window[0].shape[0], window[0].shape[1])
+            clean = [self._shrink(f[top : top + side, left : left + side]) for f in window]
+        else:
+            from vidrestore.io import to_float
+
+            image = source[0]
+            path = pan_trajectory(rng, self.frames, self.max_speed)
+            # Room for the pan in source pixels at the coarsest scale, on every side.
+            margin = int(np.ceil(np.abs(path).max() / self.scale_range[0])) + 2
+            top, left, side = self._crop_box(rng, image.shape[0], image.shape[1], margin=2 * margin)
+            window = to_float(image[top : top + side + 2 * margin, left : left + side + 2 * margin])
+            factor = side / self.patch_size
+            clean = []
+            for dy, dx in path:
+                matrix = np.float32([[1, 0, -margin - dx * factor], [0, 1, -margin - dy * factor]])
+                shifted = cv2.warpAffine(
+                    window, matrix, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
+                )
+                clean.append(self._shrink(np.clip(shifted, 0.0, 1.0)))
+        if self.augment:
+            flip, rotations = bool(rng.random() < 0.5), int(rng.integers(4))
+            clean = [_augment(f, flip, rotations) for f in clean]
+        plan = sample_plan(self.config, int(rng.integers(2**31 - 1)))
+        degraded = apply_plan_clip(clean, plan)
+        return torch.stack([_to_tensor(f) for f in degraded]), torch.stack([_to_tensor(f) for f in clean])

@@ -1,0 +1,336 @@
+"""Typed degradation config and parameter sampling.
+
+A :class:`DegradeConfig` holds one small config per operator (probability and parameter
+ranges). :func:`sample_plan` draws, from an explicit seed, a :class:`Plan`: the ordered list of
+operator records (frozen dataclasses holding concrete parameters, noise seeds included). The
+plan is applied by :mod:`vidrestore.degrade.pipeline`; it serialises to JSON and replays exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "GaussianBlur",
+    "MotionBlur",
+    "Resample",
+    "GaussianNoise",
+    "PoissonNoise",
+    "SaltAndPepper",
+    "Jpeg",
+    "H264",
+    "TemporalNoise",
+    "OP_TYPES",
+    "BlurConfig",
+    "MotionBlurConfig",
+    "ResampleConfig",
+    "NoiseConfig",
+    "JpegConfig",
+    "H264Config",
+    "DegradeConfig",
+    "Plan",
+    "sample_plan",
+]
+
+
+# --------------------------------------------------------------------------- operator records
+@dataclass(frozen=True)
+class GaussianBlur:
+    name: ClassVar[str] = "gaussian_blur"
+    kernel_size: int
+    sigma: float
+
+
+@dataclass(frozen=True)
+class MotionBlur:
+    name: ClassVar[str] = "motion_blur"
+    length: float
+    angle: float
+
+
+@dataclass(frozen=True)
+class Resample:
+    name: ClassVar[str] = "resample"
+    scale: float
+    down_mode: str
+    up_mode: str
+
+
+@dataclass(frozen=True)
+class GaussianNoise:
+    name: ClassVar[str] = "gaussian_noise"
+    mean: float
+    sigma: float
+    gray: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class PoissonNoise:
+    name: ClassVar[str] = "poisson_noise"
+    lam: float
+    gray: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class SaltAndPepper:
+    name: ClassVar[str] = "salt_and_pepper"
+    snr: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class TemporalNoise:
+    """Gaussian noise whose σ drifts over a clip (a single image gets σ at t=0)."""
+
+    name: ClassVar[str] = "temporal_noise"
+    sigma_min: float
+    sigma_max: float
+    period: float
+    phase: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Jpeg:
+    name: ClassVar[str] = "jpeg"
+    quality: int
+
+
+@dataclass(frozen=True)
+class H264:
+    name: ClassVar[str] = "h264"
+    crf: int
+    preset: str
+
+
+OP_TYPES: dict[str, type] = {
+    cls.name: cls
+    for cls in (GaussianBlur, MotionBlur, Resample, GaussianNoise, PoissonNoise, SaltAndPepper, TemporalNoise, Jpeg, H264)
+}
+
+
+# --------------------------------------------------------------------------- configs
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**31 - 1))
+
+
+@dataclass
+class BlurConfig:
+    """Isotropic Gaussian blur: odd kernel size in ``kernel_size``; σ in ``sigma`` capped at size/3."""
+
+    probability: float = 0.35
+    kernel_size: tuple[int, int] = (3, 13)
+    sigma: tuple[float, float] = (0.3, 3.0)
+
+    def sample(self, rng: np.random.Generator) -> GaussianBlur:
+        sizes = [k for k in range(self.kernel_size[0], self.kernel_size[1] + 1) if k % 2 == 1]
+        if not sizes:
+            raise ValueError(f"blur.kernel_size {self.kernel_size} holds no odd size")
+        k = int(rng.choice(sizes))
+        hi = max(self.sigma[0], min(self.sigma[1], k / 3.0))
+        return GaussianBlur(kernel_size=k, sigma=round(_uniform(rng, (self.sigma[0], hi)), 4))
+
+
+@dataclass
+class MotionBlurConfig:
+    """Linear motion blur: ``length`` px and ``angle`` degrees."""
+
+    probability: float = 0.2
+    length: tuple[float, float] = (0.0, 12.0)
+    angle: tuple[float, float] = (0.0, 90.0)
+
+    def sample(self, rng: np.random.Generator) -> MotionBlur:
+        return MotionBlur(length=round(_uniform(rng, self.length), 3), angle=round(_uniform(rng, self.angle), 3))
+
+
+@dataclass
+class ResampleConfig:
+    """Downsample by ``scale`` then re-upscale; modes drawn from ``modes``."""
+
+    probability: float = 0.4
+    scale: tuple[float, float] = (1.2, 4.0)
+    modes: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
+    down_modes: tuple[str, ...] = ("bilinear", "bicubic", "area")
+
+    def sample(self, rng: np.random.Generator) -> Resample:
+        return Resample(
+            scale=round(_log_uniform(rng, self.scale), 4),
+            down_mode=str(rng.choice(list(self.down_modes))),
+            up_mode=str(rng.choice(list(self.modes))),
+        )
+
+
+@dataclass
+class NoiseConfig:
+    """One of Gaussian (random μ, σ), Poisson (random λ) or salt-and-pepper (random SNR)."""
+
+    probability: float = 0.6
+    kind_weights: tuple[float, float, float] = (0.6, 0.3, 0.1)  # gaussian, poisson, salt-and-pepper
+    gaussian_mean: tuple[float, float] = (-0.01, 0.01)
+    gaussian_sigma: tuple[float, float] = (0.004, 0.12)
+    poisson_lam: tuple[float, float] = (25.0, 2000.0)
+    snr: tuple[float, float] = (0.95, 0.999)
+    gray_probability: float = 0.3
+
+    def sample(self, rng: np.random.Generator) -> GaussianNoise | PoissonNoise | SaltAndPepper:
+        weights = np.asarray(self.kind_weights, dtype=np.float64)
+        kind = int(rng.choice(3, p=weights / weights.sum()))
+        gray = bool(rng.random() < self.gray_probability)
+        if kind == 0:
+            return GaussianNoise(
+                mean=round(_uniform(rng, self.gaussian_mean), 5),
+                sigma=round(_log_uniform(rng, self.gaussian_sigma), 5),
+                gray=gray,
+                seed=_seed(rng),
+            )
+        if kind == 1:
+            return PoissonNoise(lam=round(_log_uniform(rng, self.poisson_lam), 3), gray=gray, seed=_seed(rng))
+        return SaltAndPepper(snr=round(_uniform(rng, self.snr), 5), seed=_seed(rng))
+
+
+@dataclass
+class JpegConfig:
+    probability: float = 0.45
+    quality: tuple[int, int] = (50, 100)
+
+    def sample(self, rng: np.random.Generator) -> Jpeg:
+        return Jpeg(quality=int(rng.integers(self.quality[0], self.quality[1] + 1)))
+
+
+@dataclass
+class H264Config:
+    """Re-encode through H.264 at a random CRF (the compression a real clip suffers)."""
+
+    probability: float = 0.3
+    crf: tuple[int, int] = (18, 38)
+    presets: tuple[str, ...] = ("ultrafast", "veryfast", "medium")
+
+    def sample(self, rng: np.random.Generator) -> H264:
+        return H264(crf=int(rng.integers(self.crf[0], self.crf[1] + 1)), preset=str(rng.choice(list(self.presets))))
+
+
+@dataclass
+class TemporalNoiseConfig:
+    """Clip-only: noise whose σ drifts between two levels over ``period`` frames."""
+
+    probability: float = 0.0
+    sigma: tuple[float, float] = (0.004, 0.08)
+    period: tuple[float, float] = (8.0, 64.0)
+
+    def sample(self, rng: np.random.Generator) -> TemporalNoise:
+        a, b = sorted((_log_uniform(rng, self.sigma), _log_uniform(rng, self.sigma)))
+        return TemporalNoise(
+            sigma_min=round(a, 5),
+            sigma_max=round(b, 5),
+            period=round(_uniform(rng, self.period), 3),
+            phase=round(_uniform(rng, (0.0, 2 * math.pi)), 4),
+            seed=_seed(rng),
+        )
+
+
+@dataclass
+class DegradeConfig:
+    """Every operator's config, and the order they are applied in.
+
+    ``order`` names config fields; a plan applies the sampled operators in that order (the
+    physical order: optics blur, sensor/scaler, noise, then compression). ``min_ops`` ≥ 1
+    guarantees at least one degradation: when fewer are drawn, enabled operators are added at
+    random until there are enough.
+    """
+
+    blur: BlurConfig = field(default_factory=BlurConfig)
+    motion_blur: MotionBlurConfig = field(default_factory=MotionBlurConfig)
+    resample: ResampleConfig = field(default_factory=ResampleConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    temporal_noise: TemporalNoiseConfig = field(default_factory=TemporalNoiseConfig)
+    jpeg: JpegConfig = field(default_factory=JpegConfig)
+    h264: H264Config = field(default_factory=H264Config)
+    order: tuple[str, ...] = ("blur", "motion_blur", "resample", "noise", "temporal_noise", "jpeg", "h264")
+    min_ops: int = 1
+
+    def __post_init__(self) -> None:
+        for key in self.order:
+            if not hasattr(self, key) or key in ("order", "min_ops"):
+                raise ValueError(f"unknown degradation {key!r} in order")
+        if self.min_ops < 1:
+            raise ValueError("min_ops must be >= 1: every sample gets at least one degradation")
+        if not any(getattr(self, key).probability > 0 for key in self.order):
+            raise ValueError("every degradation has probability 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DegradeConfig:
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+            if sub is not None and isinstance(value, dict):
+                sub_cls = type(sub())
+                known = {g.name for g in dataclasses.fields(sub_cls)}
+                unknown = set(value) - known
+                if unknown:
+                    raise ValueError(f"unknown keys for {f.name}: {sorted(unknown)}")
+                value = sub_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[f.name] = value
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown degradation config keys: {sorted(unknown)}")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The concrete degradations for one sample, in application order."""
+
+    ops: tuple[Any, ...]
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "ops": [{"op": op.name, **dataclasses.asdict(op)} for op in self.ops]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        ops = []
+        for record in data["ops"]:
+            fields = dict(record)
+            ops.append(OP_TYPES[fields.pop("op")](**fields))
+        return cls(ops=tuple(ops), seed=int(data["seed"]))
+
+    def describe(self) -> str:
+        return ", ".join(
+            op.name + "(" + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(op).items() if k != "seed") + ")"
+            for op in self.ops
+        )
+
+
+def sample_plan(config: DegradeConfig, seed: int) -> Plan:
+    """Draw a :class:`Plan` from ``config`` with ``numpy.random.default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    chosen = [key for key in config.order if rng.random() < getattr(config, key).probability]
+    enabled = [key for key in config.order if getattr(config, key).probability > 0]
+    while len(chosen) < min(config.min_ops, len(enabled)):
+        extra = [key for key in enabled if key not in chosen]
+        chosen.append(str(rng.choice(extra)))
+    chosen.sort(key=config.order.index)
+    return Plan(ops=tuple(getattr(config, key).sample(rng) for key in chosen), seed=seed)

@@ -1,0 +1,77 @@
+"""File-system helpers shared by image and video I/O: input checks and atomic output.
+
+Every reader starts with :func:`require_file` so a missing, empty or non-regular file gets the
+same clear error whatever the codec. Every writer produces its output under a temporary name
+in the destination folder and renames it into place only once it is complete, so an
+interrupted run never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
+
+__all__ = ["atomic_output", "partial_path", "require_file", "unidentified_error"]
+
+
+def require_file(path: str | Path) -> Path:
+    """Return ``path`` as a :class:`Path` after checking it is a non-empty regular file.
+
+    Raises:
+        MediaError: the path does not exist or is not a regular file.
+        CorruptMediaError: the file is empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if not path.is_file():
+        raise MediaError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise CorruptMediaError(path, "file is empty")
+    return path
+
+
+def unidentified_error(path: Path, known_suffixes: frozenset[str], kind: str) -> MediaError:
+    """The error for bytes no decoder recognises.
+
+    A name that promises a format we read (``photo.png``) means the data is damaged:
+    :class:`CorruptMediaError`. Any other name (``notes.txt``) means the file simply is not a
+    supported ``kind``: :class:`UnsupportedFormatError`.
+    """
+    if path.suffix.lower() in known_suffixes:
+        return CorruptMediaError(path, f"not a readable {kind}: data is damaged or not in the format its name says")
+    return UnsupportedFormatError(path, f"not a supported {kind} format")
+
+
+def partial_path(path: Path, *, unique: bool = False) -> Path:
+    """The temporary name a file is built under: ``dir/.name[.token].partial.ext``.
+
+    Same folder (so the final rename is atomic) and same suffix (so format-guessing encoders such
+    as FFmpeg's muxers pick the right container). ``unique`` adds a random token for writers
+    that may run concurrently on one target.
+    """
+    token = f".{secrets.token_hex(4)}" if unique else ""
+    return path.with_name(f".{path.stem}{token}.partial{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    The block creates the file (with the usual permissions, unlike ``tempfile.mkstemp``'s 0600).
+    The parent folder is created if needed. If the block raises, the temporary file is deleted
+    and ``path`` is left untouched (an existing file there keeps its old contents).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = partial_path(path, unique=True)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,379 @@
+"""Read and write still images (PNG, JPEG, WebP, TIFF, BMP) without losing what the format holds.
+
+:func:`read_image` returns an :class:`Image`: pixels ``(H, W, C)`` upright (EXIF orientation
+applied), C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA, dtype ``uint8``, or ``uint16`` for 16-bit
+sources (``float32`` for floating-point TIFF), plus the ICC profile and EXIF bytes (orientation
+reset to 1). Palette images become RGB, or RGBA when they carry transparency; CMYK becomes RGB
+(through its ICC profile to sRGB when it has one); 1-bit becomes 8-bit gray.
+
+Pillow decodes everything except 16-bit colour, which it can only give as 8-bit; those PNG and
+TIFF files are decoded by OpenCV instead, with metadata still taken from Pillow.
+
+:func:`write_image` picks the format from the suffix and writes atomically. What each keeps:
+
+=======  =========  =====  ===  ====  ==============================================
+format   max depth  alpha  ICC  EXIF  notes
+=======  =========  =====  ===  ====  ==============================================
+PNG      16         yes    yes  yes   lossless
+TIFF     16         yes    yes  yes   lossless (deflate); 16-bit colour loses ICC/EXIF
+WebP     8          yes    yes  yes   lossy unless ``lossless=True``; gray stored as RGB
+JPEG     8          no     yes  yes   lossy; 4:4:4 chroma at quality ≥ 90
+BMP      8          no     no   no    lossless
+=======  =========  =====  ===  ====  ==============================================
+
+Deeper pixels are rounded to 8 bits for 8-bit formats; ``float32`` is written as 16-bit where
+the format allows, else 8-bit; 16-bit gray+alpha is written as 16-bit RGBA.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image as PillowImage
+from PIL import ImageCms, ImageFile, UnidentifiedImageError
+
+from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
+from vidrestore.io._files import atomic_output, require_file, unidentified_error
+from vidrestore.io.convert import from_float, gray_to_rgb, merge_alpha, split_alpha
+
+__all__ = ["Image", "read_image", "write_image"]
+
+logger = logging.getLogger(__name__)
+
+# A truncated file must fail loudly, never come back half grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_ORIENTATION_TAG = 0x0112
+_PIXEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+# Pillow reports MPO for multi-picture camera JPEGs; we read their first picture as a JPEG.
+_READABLE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP", "TIFF": "TIFF", "BMP": "BMP"}
+# Pillow modes that need converting before they become an array, and to what.
+_MODE_CONVERSIONS = {"1": "L", "La": "LA", "PA": "RGBA", "RGBX": "RGB", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB"}
+_ARRAY_MODES = {"L", "LA", "RGB", "RGBA", "F"}
+# Baseline TIFF tags that describe the pixel layout of one file. In a TIFF, Pillow's EXIF view is
+# the whole image directory, so these are dropped: copied into another file they would lie.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {
+        254,
+        255,
+        256,
+        257,
+        258,
+        259,
+        262,
+        266,
+        273,
+        277,
+        278,
+        279,
+        280,
+        281,
+        284,
+        317,
+        320,
+        322,
+        323,
+        324,
+        325,
+        338,
+        339,
+        340,
+        341,
+        347,
+        530,
+        531,
+        532,
+        34675,
+    }
+)
+_SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@dataclass(frozen=True)
+class _WriteFormat:
+    """What one output format can hold, and how Pillow/OpenCV name it."""
+
+    pillow_name: str
+    max_bit_depth: int
+    alpha: bool
+    metadata: bool  # ICC profile and EXIF
+
+
+_WRITE_FORMATS = {
+    ".png": _WriteFormat("PNG", 16, alpha=True, metadata=True),
+    ".tif": _WriteFormat("TIFF", 16, alpha=True, metadata=True),
+    ".tiff": _WriteFormat("TIFF", 16, alpha=True, metadata=True),
+    ".webp": _WriteFormat("WEBP", 8, alpha=True, metadata=True),
+    ".jpg": _WriteFormat("JPEG", 8, alpha=False, metadata=True),
+    ".jpeg": _WriteFormat("JPEG", 8, alpha=False, metadata=True),
+    ".bmp": _WriteFormat("BMP", 8, alpha=False, metadata=False),  # Pillow reads 32-bit BMP back as RGB
+}
+_IMAGE_SUFFIXES = frozenset(_WRITE_FORMATS)
+
+
+@dataclass
+class Image:
+    """A decoded still image and the metadata worth carrying to the output.
+
+    Attributes:
+        pixels: ``(H, W, C)``, upright; C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; ``uint8``
+            [0, 255], ``uint16`` [0, 65535] or ``float32`` (nominally [0, 1]).
+        icc_profile: the embedded ICC profile describing ``pixels``, or None (assume sRGB).
+        exif: raw EXIF (``b"Exif\\0\\0"`` + TIFF structure) with orientation 1, or None.
+        source_format: Pillow's name of the file format read ("PNG", "JPEG", ...), "" if made in memory.
+    """
+
+    pixels: np.ndarray
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    source_format: str = ""
+
+    def __post_init__(self) -> None:
+        if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4) or self.pixels.dtype not in _PIXEL_DTYPES:
+            raise ValueError(
+                f"Image: pixels must be (H, W, 1|2|3|4) uint8/uint16/float32, "
+                f"got {self.pixels.shape} {self.pixels.dtype}"
+            )
+
+    @property
+    def has_alpha(self) -> bool:
+        """True for gray+alpha and RGBA."""
+        return self.pixels.shape[2] in (2, 4)
+
+    @property
+    def is_gray(self) -> bool:
+        """True for gray and gray+alpha."""
+        return self.pixels.shape[2] in (1, 2)
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample: 8, 16, or 32 for float."""
+        return self.pixels.dtype.itemsize * 8
+
+
+def read_image(path: str | Path) -> Image:
+    """Decode a PNG, JPEG, WebP, TIFF or BMP file into an upright :class:`Image`.
+
+    Raises:
+        MediaError: the file is missing or not a regular file.
+        CorruptMediaError: the file is empty, truncated or damaged.
+        UnsupportedFormatError: the file is another format, or a pixel layout we do not read.
+    """
+    path = require_file(path)
+    try:
+        with PillowImage.open(path) as picture:
+            source_format = _READABLE_FORMATS.get(picture.format or "")
+            if source_format is None:
+                raise UnsupportedFormatError(
+                    path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
+                )
+            raw_mode = _raw_mode(picture)
+            picture.load()
+            icc_profile = picture.info.get("icc_profile") or None
+            exif, orientation = _upright_exif(picture, source_format)
+            if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
+                pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
+            else:
+                pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
+    except UnidentifiedImageError as error:
+        raise unidentified_error(path, _IMAGE_SUFFIXES, "image") from error
+    except PillowImage.DecompressionBombError as error:
+        raise UnsupportedFormatError(path, "image is too large to decode safely") from error
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
+        raise CorruptMediaError(path, f"truncated or damaged image data ({type(error).__name__})") from error
+    return Image(_apply_orientation(pixels, orientation), icc_profile, exif, source_format)
+
+
+def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: bool = False) -> None:
+    """Encode ``image`` to ``path`` (format from the suffix), atomically; parent folders are created.
+
+    Args:
+        quality: JPEG/WebP quality, 1-100 (for lossless WebP: compression effort).
+        lossless: WebP only: lossless encoding (PNG, TIFF, BMP are always lossless).
+
+    Raises:
+        UnsupportedFormatError: unknown suffix, alpha to JPEG/BMP, or ``lossless`` for JPEG.
+        MediaError: the file could not be written.
+    """
+    path = Path(path)
+    output_format = _WRITE_FORMATS.get(path.suffix.lower())
+    if output_format is None:
+        raise UnsupportedFormatError(
+            path, f"cannot write {path.suffix or 'suffix-less'} files; use one of {sorted(_WRITE_FORMATS)}"
+        )
+    if image.has_alpha and not output_format.alpha:
+        raise UnsupportedFormatError(
+            path, f"{output_format.pillow_name} has no alpha channel; drop it first (convert.split_alpha)"
+        )
+    if image.has_alpha and image.is_gray and output_format.pillow_name == "WEBP":
+        image = Image(_gray_alpha_to_rgba(image.pixels), image.icc_profile, image.exif, image.source_format)
+    if lossless and output_format.pillow_name == "JPEG":
+        raise UnsupportedFormatError(path, "JPEG cannot be written losslessly; use PNG, TIFF or lossless WebP")
+    if not output_format.metadata and (image.icc_profile or image.exif):
+        logger.info("%s: %s cannot hold ICC/EXIF metadata; it is dropped", path, output_format.pillow_name)
+    pixels = _fit_bit_depth(image.pixels, output_format.max_bit_depth)
+    if pixels.dtype == np.uint16 and pixels.shape[2] > 1:
+        data = _encode_16_bit_colour(path, pixels, image, output_format)
+    else:
+        data = _encode_with_pillow(pixels, image, output_format, quality=quality, lossless=lossless)
+    try:
+        with atomic_output(path) as temporary:
+            temporary.write_bytes(data)
+    except OSError as error:
+        raise MediaError(path, f"could not write file: {error.strerror or error}") from error
+
+
+def _raw_mode(picture: PillowImage.Image) -> str:
+    """The decoder's raw mode ("RGB;16B", ...): the only place Pillow shows a 16-bit colour source."""
+    if not picture.tile:
+        return ""
+    arguments = picture.tile[0].args
+    return arguments if isinstance(arguments, str) else str(arguments[0]) if arguments else ""
+
+
+def _upright_exif(picture: PillowImage.Image, source_format: str) -> tuple[bytes | None, int]:
+    """Return (EXIF bytes with orientation reset to 1, or None; the original orientation 1-8)."""
+    exif = picture.getexif()
+    if source_format == "TIFF":
+        for tag in _TIFF_LAYOUT_TAGS & set(exif):
+            del exif[tag]
+    orientation = exif.get(_ORIENTATION_TAG, 1)
+    if orientation not in range(1, 9):
+        orientation = 1
+    if _ORIENTATION_TAG in exif:
+        exif[_ORIENTATION_TAG] = 1
+    try:
+        return (exif.tobytes() if len(exif) else None), orientation
+    except (ValueError, TypeError, struct.error) as error:  # odd vendor tags Pillow cannot re-serialise
+        logger.warning("%s: EXIF could not be carried over (%s); it is dropped", picture.filename, error)
+        return None, orientation
+
+
+def _pixels_from_pillow(
+    path: Path, picture: PillowImage.Image, icc_profile: bytes | None
+) -> tuple[np.ndarray, bytes | None]:
+    """Convert a loaded Pillow image to ``(H, W, C)`` pixels; returns them and the ICC profile that fits them."""
+    mode = picture.mode
+    if mode.startswith("I;16"):
+        return np.asarray(picture).astype(np.uint16)[..., None], icc_profile
+    if mode == "I":
+        values = np.asarray(picture)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise UnsupportedFormatError(path, "32-bit integer pixels outside the 16-bit range are not supported")
+        return values.astype(np.uint16)[..., None], icc_profile
+    if mode == "CMYK" and icc_profile:
+        try:
+            source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+            converted = ImageCms.profileToProfile(picture, source_profile, _SRGB_PROFILE, outputMode="RGB")
+            return np.asarray(converted), _SRGB_PROFILE.tobytes()
+        except ImageCms.PyCMSError as error:
+            logger.warning("%s: CMYK ICC profile unusable (%s); converting without it", path, error)
+    if "transparency" in picture.info and mode in ("P", "L", "RGB"):
+        target = "LA" if mode == "L" else "RGBA"
+    else:
+        target = _MODE_CONVERSIONS.get(mode, "RGB" if mode == "P" else mode)
+    if target not in _ARRAY_MODES:
+        raise UnsupportedFormatError(path, f"pixel mode {mode} is not supported")
+    if mode == "CMYK":
+        icc_profile = None  # a CMYK profile does not describe the RGB result
+    pixels = np.asarray(picture if target == mode else picture.convert(target))
+    return (pixels[..., None] if pixels.ndim == 2 else pixels), icc_profile
+
+
+def _read_16_bit_colour(path: Path, *, gray_alpha: bool) -> np.ndarray:
+    """Decode 16-bit colour PNG/TIFF with OpenCV (which ignores EXIF orientation) into RGB(A) or gray+alpha uint16."""
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
+        raise CorruptMediaError(path, "16-bit colour data could not be decoded")
+    if decoded.shape[2] in (3, 4):
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    if gray_alpha and decoded.shape[2] == 4:  # OpenCV expands gray+alpha to RGBA
+        return decoded[..., [0, 3]]
+    return decoded
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn ``(H, W, C)`` pixels upright for EXIF orientation 1-8 (same results as Pillow's exif_transpose)."""
+    if orientation in (5, 6, 7, 8):
+        # 5: transpose, 6: rotate 90° clockwise, 7: transverse, 8: rotate 90° counter-clockwise.
+        pixels = pixels.swapaxes(0, 1)
+        orientation = {5: 1, 6: 2, 7: 3, 8: 4}[orientation]
+    if orientation in (2, 3):  # mirror left-right
+        pixels = pixels[:, ::-1]
+    if orientation in (3, 4):  # mirror top-bottom
+        pixels = pixels[::-1]
+    return np.ascontiguousarray(pixels)
+
+
+def _gray_alpha_to_rgba(pixels: np.ndarray) -> np.ndarray:
+    gray, alpha = split_alpha(pixels)
+    return merge_alpha(gray_to_rgb(gray), alpha)
+
+
+def _fit_bit_depth(pixels: np.ndarray, max_bit_depth: int) -> np.ndarray:
+    """Pixels as uint8, or uint16 where the format holds 16 bits; float is taken as [0, 1]."""
+    if pixels.dtype == np.float32:
+        return from_float(pixels, np.uint16 if max_bit_depth >= 16 else np.uint8)
+    if pixels.dtype == np.uint16 and max_bit_depth < 16:
+        return np.rint(pixels / 257.0).astype(np.uint8)
+    return pixels
+
+
+def _encode_with_pillow(
+    pixels: np.ndarray, image: Image, output_format: _WriteFormat, *, quality: int, lossless: bool
+) -> bytes:
+    # Pillow infers the mode: L, LA, RGB, RGBA for uint8; I;16 for 2-D uint16.
+    picture = PillowImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    options: dict[str, object] = {}
+    if output_format.metadata:
+        options.update(
+            {key: value for key, value in (("icc_profile", image.icc_profile), ("exif", image.exif)) if value}
+        )
+    match output_format.pillow_name:
+        case "JPEG":
+            options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+        case "WEBP":
+            options.update(quality=quality, lossless=lossless, exact=True)
+        case "TIFF":
+            options.update(compression="tiff_deflate")
+    buffer = io.BytesIO()
+    picture.save(buffer, format=output_format.pillow_name, **options)
+    return buffer.getvalue()
+
+
+def _encode_16_bit_colour(path: Path, pixels: np.ndarray, image: Image, output_format: _WriteFormat) -> bytes:
+    """Encode 16-bit RGB(A) (or gray+alpha, widened to RGBA) with OpenCV; PNG gets ICC/EXIF chunks added."""
+    if pixels.shape[2] == 2:
+        pixels = _gray_alpha_to_rgba(pixels)
+    conversion = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    suffix = ".png" if output_format.pillow_name == "PNG" else ".tiff"
+    encoded, data = cv2.imencode(suffix, cv2.cvtColor(pixels, conversion))
+    if not encoded:
+        raise MediaError(path, "OpenCV could not encode 16-bit colour pixels")
+    if output_format.pillow_name == "PNG":
+        return _add_png_metadata(data.tobytes(), image.icc_profile, image.exif)
+    if image.icc_profile or image.exif:
+        logger.warning("%s: 16-bit colour TIFF is written without ICC/EXIF (Pillow cannot write 16-bit colour)", path)
+    return data.tobytes()
+
+
+def _add_png_metadata(png: bytes, icc_profile: bytes | None, exif: bytes | None) -> bytes:
+    """Insert iCCP and eXIf chunks right after the IHDR chunk (signature 8 bytes + IHDR 25 bytes)."""
+    chunks = []
+    if icc_profile:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
+    if exif:
+        chunks.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+    header_end = 8 + 25
+    return png[:header_end] + b"".join(chunks) + png[header_end:]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))

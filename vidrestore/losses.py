@@ -1,0 +1,38 @@
+"""Losses of the spec, as small functions.
+
+- ``l1(restored, clean)``: mean absolute error over every element.
+- ``gan_g_loss(fake_logits)``: L_GAN = −Σ log D(I_t, G(I_s)) with D's logits, computed as
+  −Σ logsigmoid(logits) (stable where D is confident). The sum runs over every patch logit of
+  every sample, so it grows linearly with batch size and with patch count (∝ H·W/64 for the
+  default 3-layer PatchGAN): a 16×128² batch has 16·16·16 = 4096 terms. With the spec's
+  k2 = 1e-4 that makes the GAN term ≈ 0.4·(−log D) per batch next to an L1 of ~0.03: keep batch
+  and patch size fixed when comparing k2 values, or rescale k2 by the term count.
+- ``gan_d_loss(real_logits, fake_logits)``: the discriminator's binary cross-entropy, mean over
+  patches: −log D(real) − log(1 − D(fake)).
+- ``joint(l1_value, gan_value, k1, k2)`` = k1·L1 + k2·L_GAN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["l1", "gan_g_loss", "gan_d_loss", "joint"]
+
+
+def l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    return (restored.float() - clean.float()).abs().mean()
+
+
+def gan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """−Σ log σ(logits): the generator wants D to call its output real."""
+    return -F.logsigmoid(fake_logits.float()).sum()
+
+
+def gan_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Mean of −log σ(real) − log(1 − σ(fake)); note log(1 − σ(x)) = logsigmoid(−x)."""
+    return -(F.logsigmoid(real_logits.float()).mean() + F.logsigmoid(-fake_logits.float()).mean())
+
+
+def joint(l1_value: torch.Tensor, gan_value: torch.Tensor, *, k1: float = 1.0, k2: float = 1e-4) -> torch.Tensor:
+    return k1 * l1_value + k2 * gan_value

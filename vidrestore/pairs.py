@@ -1,0 +1,234 @@
+"""Write a reproducible paired (degraded, clean) set to disk: ``vidrestore degrade IN OUT``.
+
+For every image or video under ``IN`` (recursive) and every variant ``k``, a degradation plan
+is drawn from a seed derived from ``(seed, relative path, k)`` — so a file's result does not
+depend on which other files are in the folder — and applied:
+
+- images → ``OUT/degraded/<rel>__v<k>.png`` (PNG: the degradation's own artifacts, JPEG
+  included, are in the pixels; 16-bit sources stay 16-bit); the clean original is hard-linked
+  (or copied) to ``OUT/clean/<rel>``;
+- videos → ``OUT/degraded/<rel>__v<k>.mp4`` (the plan's H.264 step is the output encoder at its
+  CRF; without one, lossless FFV1 in ``.mkv``); per-frame noise, streaming in bounded memory.
+
+``OUT/manifest.jsonl`` gets one JSON line per finished output with its plan (every parameter
+and noise seed), written after the output file is complete (files are written atomically).
+A re-run skips what the manifest lists, so an interrupted run resumes without redoing or
+corrupting finished files. Work is spread over ``jobs`` processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidrestore.data import VIDEO_EXTENSIONS, list_media
+from vidrestore.degrade import DegradeConfig, Plan, apply_op, apply_plan, sample_plan
+from vidrestore.degrade.sample import H264, TemporalNoise
+from vidrestore.degrade.video_ops import noise_sigmas
+from vidrestore.errors import VidrestoreError
+
+__all__ = ["PairTask", "plan_tasks", "run_task", "write_pairs"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class PairTask:
+    source: Path
+    relative: str
+    variant: int
+    seed: int
+    out_dir: Path
+    config: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.relative}#v{self.variant}"
+
+    @property
+    def is_video(self) -> bool:
+        return self.source.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _derive_seed(seed: int, relative: str, variant: int) -> int:
+    digest = hashlib.sha256(f"{seed}\0{relative}\0{variant}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def plan_tasks(in_path: Path, out_dir: Path, *, seed: int, variants: int, config: DegradeConfig) -> list[PairTask]:
+    in_path = Path(in_path)
+    root = in_path if in_path.is_dir() else in_path.parent
+    tasks = []
+    for source in list_media(in_path):
+        try:
+            relative = source.relative_to(root.resolve()).as_posix()
+        except ValueError:  # a link that points outside IN
+            relative = source.name
+        for variant in range(variants):
+            tasks.append(
+                PairTask(source, relative, variant, _derive_seed(seed, relative, variant), out_dir, config.to_dict())
+            )
+    return tasks
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name("." + target.name + ".partial")
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def _degrade_image(task: PairTask, plan: Plan) -> str:
+    from vidrestore.io import Image, from_float, read_image, split_alpha, to_float, write_image, merge_alpha
+
+    image = read_image(task.source)
+    color, alpha = split_alpha(image.pixels)
+    gray = color.shape[2] == 1
+    rgb = to_float(np.repeat(color, 3, axis=2) if gray else color)
+    out = apply_plan(rgb, plan)
+    if gray:
+        out = out.mean(axis=2, keepdims=True)
+    pixels = merge_alpha(from_float(out, color.dtype), alpha)
+    target = task.out_dir / "degraded" / f"{task.relative}__v{task.variant}.png"
+    write_image(target, Image(pixels=pixels, icc_profile=image.icc_profile, exif=image.exif))
+    return target.relative_to(task.out_dir).as_posix()
+
+
+def _degrade_video(task: PairTask, plan: Plan) -> str:
+    from vidrestore.io import VideoReader, VideoWriter, from_float, probe, to_float
+
+    info = probe(task.source)
+    h264 = next((op for op in plan.ops if isinstance(op, H264)), None)
+    drift = next((op for op in plan.ops if isinstance(op, TemporalNoise)), None)
+    per_frame = [op for op in plan.ops if not isinstance(op, (H264, TemporalNoise))]
+    suffix = ".mp4" if h264 else ".mkv"
+    target = task.out_dir / "degraded" / f"{task.relative}__v{task.variant}{suffix}"
+    options: dict[str, Any] = {"codec": "libx264", "crf": h264.crf, "preset": h264.preset} if h264 else {"codec": "ffv1"}
+    with VideoReader(task.source) as reader, VideoWriter(
+        target,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        time_base=info.time_base,
+        rotation=info.rotation,
+        audio_from=task.source if info.has_audio else None,
+        bit_depth=8 if h264 else min(info.bit_depth, 16),
+        **options,
+    ) as writer:
+        from vidrestore.degrade import ops as degrade_ops
+
+        for frame in reader:
+            pixels = to_float(frame.rgb)
+            for op in per_frame:
+                pixels = apply_op(pixels, op, frame_index=frame.index)
+            if drift is not None:
+                sigma = noise_sigmas(frame.index + 1, sigma_min=drift.sigma_min, sigma_max=drift.sigma_max,
+                                     period=drift.period, phase=drift.phase)[-1]
+                pixels = degrade_ops.gaussian_noise(pixels, mean=0.0, sigma=float(sigma), seed=drift.seed * 100003 + frame.index)
+            writer.write(from_float(pixels, frame.rgb.dtype), pts=frame.pts)
+    return target.relative_to(task.out_dir).as_posix()
+
+
+def run_task(task: PairTask) -> dict[str, Any]:
+    """Degrade one (file, variant); returns its manifest record (``error`` set on failure)."""
+    record: dict[str, Any] = {"key": task.key, "source": task.relative, "variant": task.variant, "seed": task.seed}
+    try:
+        plan = sample_plan(DegradeConfig.from_dict(task.config), task.seed)
+        record["degraded"] = (_degrade_video if task.is_video else _degrade_image)(task, plan)
+        clean = task.out_dir / "clean" / task.relative
+        _link_or_copy(task.source, clean)
+        record["clean"] = clean.relative_to(task.out_dir).as_posix()
+        record["plan"] = plan.to_dict()
+    except VidrestoreError as exc:
+        record["error"] = str(exc)
+    return record
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    """Finished records by key. A crash can leave a cut last line (and earlier runs' failures);
+    the manifest is rewritten atomically with just the good records so appends stay clean."""
+    done: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return done
+    with open(path) as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: that task is redone
+            if "error" not in record:
+                done[record["key"]] = record
+    tmp = path.with_name("." + path.name + ".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    os.replace(tmp, path)
+    return done
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _run_all(tasks: list[PairTask], jobs: int) -> Iterator[dict[str, Any]]:
+    if jobs <= 1 or len(tasks) <= 1:
+        yield from map(run_task, tasks)
+        return
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(jobs, initializer=_worker_init) as pool:
+        yield from pool.imap_unordered(run_task, tasks, chunksize=1)
+
+
+def write_pairs(
+    in_path: str | Path,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    variants: int = 1,
+    config: DegradeConfig | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Degrade everything under ``in_path`` into ``out_dir``; returns counts
+    ``{"done", "skipped", "failed"}``. Failures are logged and listed in the manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = config or DegradeConfig()
+    manifest_path = out_dir / MANIFEST
+    for stale in out_dir.rglob(".*.partial*"):  # temp files of a killed run (one run per folder)
+        stale.unlink(missing_ok=True)
+    done = _read_manifest(manifest_path)
+    tasks = plan_tasks(Path(in_path), out_dir, seed=seed, variants=variants, config=config)
+    pending = [t for t in tasks if t.key not in done or not (out_dir / done[t.key]["degraded"]).is_file()]
+    counts = {"done": 0, "skipped": len(tasks) - len(pending), "failed": 0}
+    jobs = jobs or os.cpu_count() or 1
+    with open(manifest_path, "a") as manifest, tqdm(total=len(tasks), initial=counts["skipped"],
+                                                     disable=not progress, desc="degrade", unit="file") as bar:
+        for record in _run_all(pending, jobs):
+            manifest.write(json.dumps(record) + "\n")
+            manifest.flush()
+            if "error" in record:
+                counts["failed"] += 1
+                log.error("%s", record["error"])
+            else:
+                counts["done"] += 1
+            bar.update(1)
+    return counts

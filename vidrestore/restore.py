@@ -1,0 +1,98 @@
+"""Restore files: images directly through the engine, videos through :mod:`vidrestore.video`.
+
+:func:`restore_paths` takes files, glob patterns and folders (recursive). One input file and an
+output path with a media extension → that file; otherwise the output is a folder: files found
+under an input folder keep their relative path (a mirrored tree), loose files keep their name.
+A bad file is reported and skipped; the rest go on.
+
+Images keep what they came with: alpha, grayscale, 16-bit depth, ICC profile and EXIF.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from vidrestore.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
+from vidrestore.errors import MediaError, VidrestoreError
+
+__all__ = ["RestoreReport", "expand_inputs", "restore_image_file", "restore_paths"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RestoreReport:
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
+    """``(file, relative output path)`` for every media file the inputs name."""
+    pairs: list[tuple[Path, Path]] = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            for file in list_media(path):
+                pairs.append((file, file.relative_to(path.resolve())))
+        elif path.exists():
+            pairs.append((path, Path(path.name)))
+        else:
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"{item}: no such file, folder or matching glob")
+            pairs.extend((Path(m), Path(Path(m).name)) for m in matches if Path(m).is_file())
+    return pairs
+
+
+def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
+    """Restore one image file to ``target`` (format from its extension)."""
+    from vidrestore.io import Image, read_image, write_image
+
+    image = read_image(source)
+    restored = restorer(image.pixels)
+    write_image(target, Image(pixels=restored, icc_profile=image.icc_profile, exif=image.exif))
+
+
+def restore_paths(
+    inputs: list[str | Path],
+    output: str | Path,
+    restorer: Any,
+    *,
+    skip_existing: bool = False,
+    video_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> RestoreReport:
+    output = Path(output)
+    pairs = expand_inputs(inputs)
+    single_file = len(pairs) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    report = RestoreReport()
+    for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
+        target = output if single_file else output / relative
+        if source.resolve() == target.resolve():
+            report.failed.append((source, "output would overwrite the input"))
+            continue
+        if skip_existing and target.exists():
+            report.skipped.append(source)
+            continue
+        try:
+            suffix = source.suffix.lower()
+            if suffix in VIDEO_EXTENSIONS:
+                from vidrestore.video import restore_video
+
+                restore_video(source, target, restorer, **(video_options or {}))
+            elif suffix in IMAGE_EXTENSIONS:
+                restore_image_file(source, target, restorer)
+            else:
+                raise MediaError(source, f"unsupported file type {suffix!r}")
+            report.done.append(source)
+        except VidrestoreError as exc:
+            log.error("%s", exc)
+            report.failed.append((source, str(exc)))
+    return report

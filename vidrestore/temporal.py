@@ -1,0 +1,153 @@
+"""Temporal consistency: fuse each restored frame with its motion-compensated neighbours.
+
+Per-frame restoration flickers: the generator's output for a pixel varies a little from frame
+to frame even where the scene does not. For output frame ``n`` this stage takes the *restored*
+frames ``n-k..n+k`` (k = ``radius``), warps each neighbour onto frame ``n`` with dense optical
+flow (OpenCV DIS, computed on the restored frames' luma, which is cleaner than the degraded
+input's), and averages them with per-pixel weights that fall to zero where the warp is
+unreliable (occlusions, flow errors: the warped neighbour disagrees with frame ``n`` by more
+than ``tolerance``) and across scene cuts. Frame ``n`` itself always has weight 1.
+
+Output ``n`` depends only on input frames ``n-k..n+k`` — never on earlier outputs — so a
+VapourSynth filter can request any frame alone, in any order, and get the same bytes.
+
+Images are float32 ``(H, W, 3)`` in [0, 1] throughout.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["TemporalConfig", "flow", "warp", "luma_u8", "is_scene_cut", "fuse_window", "temporal_error"]
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """``radius``: neighbours on each side; ``strength`` in [0, 1] scales their weights
+    (0 = off); ``tolerance``: the local mean absolute difference (in [0, 1] units) at which a
+    warped neighbour's weight has fallen to ``exp(-1)``; ``flow_max_side``: optical flow is
+    computed on frames shrunk to at most this many pixels on the long side (then scaled back);
+    ``cut_threshold``: mean absolute difference of 64×36 thumbnails above which two consecutive
+    frames are taken as a scene cut."""
+
+    radius: int = 2
+    strength: float = 1.0
+    tolerance: float = 0.035
+    flow_max_side: int = 960
+    cut_threshold: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.radius < 0:
+            raise ValueError("radius must be >= 0")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError("strength must be in [0, 1]")
+
+
+def luma_u8(image: np.ndarray) -> np.ndarray:
+    """BT.601 luma of a float RGB frame as uint8 ``(H, W)``."""
+    gray = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _dis() -> cv2.DISOpticalFlow:
+    # One DIS object per thread: they hold scratch state and are not thread-safe.
+    if not hasattr(_local, "dis"):
+        _local.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    return _local.dis
+
+
+def flow(reference: np.ndarray, other: np.ndarray, *, max_side: int = 960) -> np.ndarray:
+    """Dense flow ``(H, W, 2)`` float32 (dx, dy) such that ``reference(p) ≈ other(p + flow(p))``.
+
+    ``reference`` and ``other`` are uint8 luma ``(H, W)``. Large frames are shrunk for speed.
+    """
+    h, w = reference.shape
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        ref_small = cv2.resize(reference, size, interpolation=cv2.INTER_AREA)
+        other_small = cv2.resize(other, size, interpolation=cv2.INTER_AREA)
+        small = _dis().calc(ref_small, other_small, None)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) / np.float32(scale)
+    return _dis().calc(reference, other, None)
+
+
+def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Sample ``image`` at ``p + field(p)`` (bilinear, edge-replicated)."""
+    h, w = field.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+
+
+def is_scene_cut(previous: np.ndarray, current: np.ndarray, *, threshold: float = 0.15) -> bool:
+    """Whether ``current`` starts a new shot after ``previous`` (float RGB frames)."""
+    return float(np.abs(_thumbnail(previous) - _thumbnail(current)).mean()) > threshold
+
+
+def _reliability(warped: np.ndarray, center: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per-pixel weight in (0, 1]: 1 where the warped neighbour agrees with the centre."""
+    difference = np.abs(warped - center).mean(axis=2)
+    difference = cv2.blur(difference, (7, 7))
+    return np.exp(-((difference / tolerance) ** 2))
+
+
+def fuse_window(
+    frames: Sequence[np.ndarray],
+    center: int,
+    *,
+    cuts: Sequence[bool] | None = None,
+    config: TemporalConfig = TemporalConfig(),
+    lumas: Sequence[np.ndarray] | None = None,
+    fields: dict[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Fuse ``frames[center]`` with the other frames of the window.
+
+    ``frames``: consecutive restored frames; ``cuts[i]`` is True when a scene cut lies between
+    ``frames[i]`` and ``frames[i + 1]`` (neighbours across a cut are ignored). ``lumas``
+    optionally gives precomputed :func:`luma_u8` of the frames; ``fields``, if given, receives
+    the flow from the centre to each neighbour used, keyed by window index.
+    """
+    reference = frames[center]
+    if config.strength <= 0 or len(frames) == 1:
+        return reference
+    lumas = lumas if lumas is not None else [luma_u8(f) for f in frames]
+    cuts = cuts if cuts is not None else [False] * (len(frames) - 1)
+    total = reference.astype(np.float32, copy=True)
+    weight_sum = np.ones(reference.shape[:2], dtype=np.float32)
+    for index, frame in enumerate(frames):
+        if index == center or abs(index - center) > config.radius:
+            continue
+        low, high = sorted((index, center))
+        if any(cuts[low:high]):
+            continue
+        field = flow(lumas[center], lumas[index], max_side=config.flow_max_side)
+        if fields is not None:
+            fields[index] = field
+        warped = warp(frame, field)
+        weight = config.strength * _reliability(warped, reference, config.tolerance)
+        total += warped * weight[..., None]
+        weight_sum += weight
+    return total / weight_sum[..., None]
+
+
+def temporal_error(previous_output: np.ndarray, output: np.ndarray, field: np.ndarray) -> float:
+    """Mean absolute difference (8-bit levels) between ``output`` and ``previous_output``
+    warped onto it by ``field`` (flow from ``output`` to ``previous_output``), over pixels whose
+    warp is reliable (difference below 0.1): the flicker left after motion is undone."""
+    warped = warp(previous_output, field)
+    difference = np.abs(warped - output).mean(axis=2)
+    mask = difference < 0.1
+    if not mask.any():
+        return 0.0
+    return float(difference[mask].mean() * 255.0)

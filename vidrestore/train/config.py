@@ -1,0 +1,152 @@
+"""Typed training config: a dataclass with defaults, CLI overrides that reject unknown keys,
+and JSON round trip (saved with every run).
+
+Overrides are ``key=value`` strings; nested fields use dots (``generator.base_channels=48``,
+``degrade.noise.probability=0.8``); tuples are comma-separated (``degrade.jpeg.quality=30,90``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidrestore.degrade import DegradeConfig
+
+__all__ = ["GeneratorConfig", "DiscriminatorConfig", "TrainConfig", "apply_overrides"]
+
+
+@dataclass
+class GeneratorConfig:
+    base_channels: int = 32
+    channel_multipliers: tuple[int, ...] = (1, 2, 4, 8)
+    encoder_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    decoder_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    middle_blocks: int = 2
+
+
+@dataclass
+class DiscriminatorConfig:
+    base_channels: int = 32
+    layers: int = 3
+
+
+@dataclass
+class TrainConfig:
+    train_data: str = "data/corpus/train"
+    val_data: str = "data/corpus/val"
+    out_dir: str = "runs/default"
+    init_from: str = ""  # warm-start generator weights (safetensors)
+    seed: int = 0
+    steps: int = 20_000  # generator steps in the adversarial phase
+    stop_after: int = 0  # stop (checkpointed, resumable) once this global step is reached; 0 = run to the end
+    d_pretrain_steps: int = 200  # discriminator-only steps before the adversarial phase
+    batch_size: int = 16  # per process
+    patch_size: int = 128
+    scale_range: tuple[float, float] = (0.25, 1.0)
+    lr_g: float = 4e-4
+    lr_d: float = 2e-4
+    lr_min_ratio: float = 0.05
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    k1: float = 1.0  # L1 weight
+    k2: float = 1e-4  # GAN weight
+    ema_decay: float = 0.999
+    val_every: int = 500
+    val_samples: int = 64
+    checkpoint_every: int = 250
+    log_every: int = 25
+    image_every: int = 1000
+    num_workers: int = 1
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    channels_last: bool = True
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _build(cls, data, "")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value, prefix + name + ".")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _parse(text: str, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        parts = [p for p in text.split(",") if p != ""]
+        item_types = [args[0]] * len(parts) if (len(args) == 2 and args[1] is Ellipsis) else list(args)
+        if len(item_types) != len(parts):
+            raise ValueError(f"expected {len(item_types)} comma-separated values, got {text!r}")
+        return tuple(_parse(p, t) for p, t in zip(parts, item_types))
+    if hint is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {text!r}")
+    if hint in (int, float, str):
+        return hint(text)
+    raise ValueError(f"cannot parse {text!r} as {hint}")
+
+
+def apply_overrides(config: Any, overrides: list[str]) -> Any:
+    """Return a copy of ``config`` with ``key=value`` overrides applied (dots for nesting)."""
+    config = dataclasses.replace(config)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, text = item.split("=", 1)
+        parts = key.split(".")
+        target = config
+        chain = [config]
+        for part in parts[:-1]:
+            if not dataclasses.is_dataclass(target) or part not in {f.name for f in dataclasses.fields(target)}:
+                raise ValueError(f"unknown config key {key!r}")
+            target = getattr(target, part)
+            chain.append(target)
+        leaf = parts[-1]
+        if not dataclasses.is_dataclass(target) or leaf not in {f.name for f in dataclasses.fields(target)}:
+            raise ValueError(f"unknown config key {key!r}")
+        hint = typing.get_type_hints(type(target))[leaf]
+        if dataclasses.is_dataclass(hint):
+            raise ValueError(f"{key!r} is a group; set one of its fields")
+        value = _parse(text, hint)
+        # Rebuild the chain bottom-up so no shared default object is mutated.
+        new = dataclasses.replace(target, **{leaf: value})
+        for parent, name in zip(reversed(chain[:-1]), reversed(parts[:-1])):
+            new = dataclasses.replace(parent, **{name: new})
+        config = new
+    return config

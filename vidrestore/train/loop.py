@@ -1,0 +1,338 @@
+"""The training loop: discriminator pretraining, then alternating D and G steps.
+
+Read it top to bottom. One "step" consumes one batch of ``(degraded, clean)`` pairs:
+
+1. ``step < d_pretrain_steps``: only D learns to tell clean from G's current output (G frozen),
+   so the adversarial phase starts with a discriminator that gives G a useful signal.
+2. Afterwards, pix2pix order: a D step on real and *detached* fake, then a G step with D frozen
+   on L = k1·L1 + k2·L_GAN (see :mod:`vidrestore.losses`).
+
+Every item of every batch is a pure function of (seed, global sample index), and the
+checkpoint stores model, optimizer, EMA and RNG state, so ``resume=True`` continues exactly as
+an uninterrupted run would. Under ``torchrun`` each process takes its own slice of each global
+batch and DDP averages gradients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from vidrestore import losses
+from vidrestore.data import PairDataset
+from vidrestore.device import autocast, resolve_device, resolve_precision
+from vidrestore.errors import VidrestoreError
+from vidrestore.metrics import psnr, ssim
+from vidrestore.nets.discriminator import PatchDiscriminator
+from vidrestore.nets.unet import UNet
+from vidrestore.train import distributed
+from vidrestore.train.checkpoint import load_checkpoint, save_checkpoint
+from vidrestore.train.config import TrainConfig
+from vidrestore.train.ema import EMA
+from vidrestore.weights import load_generator, save_generator
+
+__all__ = ["TrainingError", "lr_at", "train"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(VidrestoreError):
+    """Training cannot go on (non-finite loss, bad data, mismatched checkpoint)."""
+
+
+def lr_at(step: int, *, total: int, base: float, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``base * min_ratio`` at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class StepBatches(Sampler[list[int]]):
+    """Batches of global sample indices for steps ``start..total-1``: step ``s`` on rank ``r``
+    takes indices ``s*B*W + r*B ... + B-1``. Resuming at step ``s`` replays the same data."""
+
+    def __init__(self, *, start: int, total: int, batch_size: int, rank: int, world_size: int) -> None:
+        self.start, self.total, self.batch_size, self.rank, self.world_size = start, total, batch_size, rank, world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.total):
+            first = (step * self.world_size + self.rank) * self.batch_size
+            yield list(range(first, first + self.batch_size))
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+
+def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed validation batch: same crops and degradations in every run with this config."""
+    dataset = PairDataset(
+        config.val_data,
+        patch_size=max(config.patch_size, 128),
+        length=config.val_samples,
+        seed=987_654,
+        config=config.degrade,
+        scale_range=(0.5, 0.5),
+        augment=False,
+    )
+    pairs = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, degraded: torch.Tensor, clean: torch.Tensor, device, dtype, batch: int = 16):
+    psnrs, ssims = [], []
+    for i in range(0, len(degraded), batch):
+        x = degraded[i : i + batch].to(device)
+        y = clean[i : i + batch].to(device)
+        with autocast(device, dtype):
+            out = model(x)
+        out = out.float().clamp(0, 1)
+        psnrs.append(psnr(out, y).cpu())
+        ssims.append(ssim(out, y).cpu())
+    return torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item()
+
+
+def _generator_config(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config.generator)
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) training; returns a summary dict. Writes into ``config.out_dir``:
+    ``config.json``, ``checkpoint.pt`` (resume state), ``best.safetensors`` / ``last.safetensors``
+    (EMA generator), ``metrics.jsonl`` (validation curve) and ``tb/`` (TensorBoard)."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    dtype = resolve_precision(config.precision, device)
+    dist_info = distributed.setup(device)
+    if device.type == "cuda" and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+        torch.cuda.set_device(device)
+    out_dir = Path(config.out_dir)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    main = dist_info.is_main
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.save(out_dir / "config.json")
+    torch.manual_seed(config.seed)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+    # ---- models, EMA, optimizers
+    generator = UNet(**_generator_config(config))
+    discriminator = PatchDiscriminator(**dataclasses.asdict(config.discriminator))
+    if config.init_from and not resume:
+        warm, _ = load_generator(config.init_from)
+        try:
+            generator.load_state_dict(warm.state_dict())
+        except RuntimeError as exc:
+            raise TrainingError(f"{config.init_from}: does not match generator config ({exc})") from exc
+    generator.to(device, memory_format=memory_format)
+    discriminator.to(device, memory_format=memory_format)
+    ema = EMA(generator, config.ema_decay)
+    opt_g = torch.optim.AdamW(generator.parameters(), lr=config.lr_g, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+    opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.lr_d, betas=(0.5, 0.999))
+    total = config.d_pretrain_steps + config.steps
+    step, best_psnr, elapsed_before = 0, -math.inf, 0.0
+    if resume:
+        if not checkpoint_path.is_file():
+            raise TrainingError(f"{checkpoint_path}: nothing to resume")
+        state = load_checkpoint(checkpoint_path)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        ema.load_state_dict(state["ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["torch_rng"])
+        step, best_psnr, elapsed_before = int(state["step"]), float(state["best_psnr"]), float(state["elapsed"])
+        log.info("resumed from %s at step %d", checkpoint_path, step)
+    g_model, d_model = generator, discriminator
+    if dist_info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        g_model = DistributedDataParallel(generator, device_ids=ids)
+        d_model = DistributedDataParallel(discriminator, device_ids=ids)
+
+    # ---- data
+    train_set = PairDataset(
+        config.train_data,
+        patch_size=config.patch_size,
+        length=total * config.batch_size * dist_info.world_size,
+        seed=config.seed,
+        config=config.degrade,
+        scale_range=config.scale_range,
+    )
+    sampler = StepBatches(
+        start=step, total=total, batch_size=config.batch_size, rank=dist_info.rank, world_size=dist_info.world_size
+    )
+    loader = DataLoader(
+        train_set,
+        batch_sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if config.num_workers > 0 else None,
+        # forkserver: a forked worker can inherit a held lock of OpenCV's or OpenMP's thread
+        # pool from the parent and hang on its first resize.
+        multiprocessing_context="forkserver" if config.num_workers > 0 else None,
+        worker_init_fn=_worker_init,
+    )
+    val_degraded, val_clean = _validation_set(config) if main else (None, None)
+    writer = _summary_writer(out_dir / "tb") if main else None
+    if main and step == 0:
+        base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
+        _append_metrics(out_dir, {"step": 0, "kind": "degraded_input", "psnr": base_psnr, "ssim": base_ssim})
+        log.info("validation, degraded input: PSNR %.2f dB, SSIM %.4f", base_psnr, base_ssim)
+
+    # ---- SIGINT/SIGTERM: finish the step, save, exit
+    stop = {"now": False}
+
+    def _request_stop(signum, frame):  # noqa: ARG001
+        stop["now"] = True
+
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _save() -> None:
+        if not main:
+            return
+        state = {
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "ema": ema.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "best_psnr": best_psnr,
+            "elapsed": elapsed_before + time.perf_counter() - started,
+            "config": json.dumps(config.to_dict()),
+        }
+        save_checkpoint(checkpoint_path, state)
+        save_generator(out_dir / "last.safetensors", ema.model, _generator_config(config), {"step": str(step)})
+
+    started = time.perf_counter()
+    bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    last: dict[str, float] = {}
+    try:
+        for degraded, clean in loader:
+            degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            clean = clean.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            adversarial = step >= config.d_pretrain_steps
+            for group in opt_g.param_groups:
+                group["lr"] = lr_at(
+                    step - config.d_pretrain_steps,
+                    total=config.steps,
+                    base=config.lr_g,
+                    warmup=config.warmup_steps,
+                    min_ratio=config.lr_min_ratio,
+                )
+
+            # D step: real vs detached fake (G runs without a graph while D pretrains).
+            with autocast(device, dtype), torch.set_grad_enabled(adversarial):
+                fake = g_model(degraded)
+            with autocast(device, dtype):
+                d_loss = losses.gan_d_loss(d_model(clean, degraded), d_model(fake.detach(), degraded))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(discriminator.parameters(), config.grad_clip)
+            opt_d.step()
+            last = {"d_loss": d_loss.item()}
+
+            # G step: D frozen, joint loss.
+            if adversarial:
+                discriminator.requires_grad_(False)
+                with autocast(device, dtype):
+                    l1_value = losses.l1(fake, clean)
+                    gan_value = losses.gan_g_loss(d_model(fake, degraded))
+                    g_loss = losses.joint(l1_value, gan_value, k1=config.k1, k2=config.k2)
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                discriminator.requires_grad_(True)
+                torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
+                opt_g.step()
+                ema.update(generator, step - config.d_pretrain_steps)
+                last.update(l1=l1_value.item(), gan=gan_value.item(), g_loss=g_loss.item())
+            if not all(math.isfinite(v) for v in last.values()):
+                raise TrainingError(
+                    f"non-finite loss at step {step} ({last}); lower lr_g/lr_d or use precision=fp32, "
+                    f"then resume from {checkpoint_path}"
+                )
+            step += 1
+            bar.update(1)
+
+            if main and step % config.log_every == 0:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in last.items()})
+                for key, value in last.items():
+                    writer and writer.add_scalar(f"train/{key}", value, step)
+                writer and writer.add_scalar("train/lr_g", opt_g.param_groups[0]["lr"], step)
+            if main and adversarial and (step % config.val_every == 0 or step == total):
+                val_psnr, val_ssim = _evaluate(ema.model, val_degraded, val_clean, device, dtype)
+                record = {"step": step, "kind": "ema", "psnr": val_psnr, "ssim": val_ssim,
+                          "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1), **last}
+                _append_metrics(out_dir, record)
+                if writer:
+                    writer.add_scalar("val/psnr", val_psnr, step)
+                    writer.add_scalar("val/ssim", val_ssim, step)
+                tqdm.write(f"step {step}: val PSNR {val_psnr:.2f} dB  SSIM {val_ssim:.4f}")
+                if val_psnr > best_psnr:
+                    best_psnr = val_psnr
+                    save_generator(
+                        out_dir / "best.safetensors", ema.model, _generator_config(config),
+                        {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"},
+                    )
+            if main and writer and step % config.image_every == 0:
+                with torch.no_grad(), autocast(device, dtype):
+                    preview = ema.model(val_degraded[:4].to(device)).float().clamp(0, 1).cpu()
+                writer.add_images("val/degraded_restored_clean", torch.cat([val_degraded[:4], preview, val_clean[:4]]), step)
+            if config.stop_after and step >= config.stop_after:
+                stop["now"] = True
+            if step % config.checkpoint_every == 0 or stop["now"]:
+                _save()
+            if stop["now"]:
+                log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
+                break
+        else:
+            _save()
+        replicas_agree = distributed.replicas_agree(generator, dist_info)
+        if not replicas_agree:
+            raise TrainingError("DDP replicas diverged: generator weights differ between processes")
+    finally:
+        bar.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if writer:
+            writer.close()
+        distributed.teardown(dist_info)
+    return {"step": step, "best_psnr": best_psnr, "interrupted": stop["now"], "out_dir": str(out_dir),
+            "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _worker_init(worker_id: int) -> None:  # noqa: ARG001
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _append_metrics(out_dir: Path, record: dict[str, Any]) -> None:
+    with open(out_dir / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _summary_writer(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed (pip install vidrestore[train]); no TensorBoard logs")
+        return None
+    return SummaryWriter(str(path))
