@@ -1,13 +1,13 @@
 """Peak memory and speed of :class:`vidrestore.Restorer` on one large frame (default 3840×2160).
 
     .venv/bin/python benchmarks/engine_memory.py [--model PATH] [--width 3840 --height 2160]
-        [--tile 512 --tile-overlap 32 --batch-size 4] [--precision auto] [--baseline]
+        [--tile 512 --tile-overlap 32 --batch-size 4] [--precision auto] [--repeats 1] [--baseline]
 
 The model is ``--model``, else the shipped default, else a random UNet with the training
 configuration (:class:`vidrestore.train.config.GeneratorConfig`; same cost as trained weights).
 Each measurement runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own. It
 restores a random uint8 frame after a small warm-up and prints the resident memory before the
-call, the peak, and megapixels per second. ``--baseline`` also runs the same frame untiled
+call, the peak, and megapixels per second (best of ``--repeats`` calls). ``--baseline`` also runs the same frame untiled
 (``tile=0``: whole frame in one forward pass) and prints the ratio of the two peaks; it needs
 several GB of memory at 4K.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -67,11 +68,13 @@ def measure(arguments: argparse.Namespace, tile: int) -> dict:
     restorer(generator.integers(0, 256, (256, 256, 3), dtype=np.uint8))  # warm-up: oneDNN kernels
     frame = generator.integers(0, 256, (arguments.height, arguments.width, 3), dtype=np.uint8)
     rss_before = _rss_mib()
-    start = time.perf_counter()
-    restored = restorer(frame)
-    if restorer.device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds = math.inf
+    for _ in range(arguments.repeats):  # best of: other processes only ever slow a run down
+        start = time.perf_counter()
+        restored = restorer(frame)
+        if restorer.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = min(seconds, time.perf_counter() - start)
     assert restored.shape == frame.shape and restored.dtype == frame.dtype
     return {
         "tile": tile,
@@ -102,6 +105,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--repeats", type=int, default=1, help="time the call this many times, report the best")
     parser.add_argument("--baseline", action="store_true", help="also run untiled (tile=0) and print the ratio")
     parser.add_argument("--child-tile", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()

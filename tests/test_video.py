@@ -146,13 +146,17 @@ def _frames(count: int) -> list[Frame]:
 
 
 def test_output_depends_only_on_its_window(restorer):
-    """Frame n of a long run equals frame n restored from just inputs n-2..n+2 (random access)."""
+    """Frame n of a long run equals frame n restored from just inputs n-2..n+2 (random access).
+
+    batch_size=1 in both runs: the engine's float results can differ in the last bit with the
+    batch a frame shares (oneDNN picks kernels by shape), so callers that need bit-exact random
+    access batch by fixed frame groups (as the VapourSynth filter does)."""
     config = TemporalConfig(radius=2)
     frames = _frames(10)
-    full = list(restore_frames(frames, restorer, temporal=config, batch_size=3))
+    full = list(restore_frames(frames, restorer, temporal=config, batch_size=1))
     for n in (2, 5, 7):
         window = frames[n - 2 : n + 3]
-        alone = list(restore_frames(window, restorer, temporal=config, batch_size=4))[2]
+        alone = list(restore_frames(window, restorer, temporal=config, batch_size=1))[2]
         assert np.array_equal(alone.rgb, full[n].rgb), n
 
 
@@ -172,7 +176,9 @@ def test_temporal_stage_reduces_flicker_of_a_noisy_restorer():
 
 def test_scene_cut_stops_fusion():
     frames = _frames(8)
-    other = [Frame(index=8 + i, pts=8 + i, time=(8 + i) / 25, rgb=255 - f.rgb) for i, f in enumerate(_frames(8))]
+    # Another shot: other content, much brighter.
+    other = [Frame(index=8 + i, pts=8 + i, time=(8 + i) / 25, rgb=from_float(0.5 + 0.5 * f, np.uint8))
+             for i, f in enumerate(moving_frames(8, seed=5))]
     report = VideoReport()
     out = list(restore_frames(frames + other, lambda x: x, temporal=TemporalConfig(radius=2), report=report))
     assert report.scene_cuts == [8]

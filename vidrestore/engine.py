@@ -20,6 +20,11 @@ Alignment: the UNet folds 2×2 and downsamples, so it is translation-equivariant
 by multiples of its ``size_multiple``. Tiles therefore start at multiples of it (frames are
 padded to a multiple first, as the UNet itself pads); misaligned tiles differ from the whole-frame
 result everywhere, not only near their edges.
+
+Batches: every forward pass of a :class:`Restorer` has exactly ``batch_size`` tiles (zero-padded),
+because kernels are chosen by shape and a 1-tile pass rounds differently from a 4-tile one. So a
+frame's output is bitwise the same whichever frames it is restored with — video results do not
+depend on how or in which order frames are requested.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 _INTEGER_MAXIMUM = {torch.uint8: 255.0, torch.uint16: 65535.0}
 _NUMPY_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float16))
-_CHANNELS = (1, 3, 4)
+_CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA: the stored forms of vidrestore.io
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +192,9 @@ def tile_apply(
     if tile > 0 and not 0 <= overlap < tile:
         raise ValueError(f"tile_apply: overlap must satisfy 0 <= overlap < tile, got overlap={overlap}, tile={tile}")
     if tile > 0 and (tile % alignment or overlap % alignment):
-        raise ValueError(f"tile_apply: tile ({tile}) and overlap ({overlap}) must be multiples of alignment ({alignment})")
+        raise ValueError(
+            f"tile_apply: tile ({tile}) and overlap ({overlap}) must be multiples of alignment ({alignment})"
+        )
     frame_count, _, height, width = batch.shape
     if frame_count == 0 or height == 0 or width == 0:
         raise ValueError(f"tile_apply: empty batch {tuple(batch.shape)}")
@@ -276,7 +283,9 @@ class Restorer:
         tile_overlap: pixels shared by neighbouring tiles, rounded up to a multiple of
             ``size_multiple``; must stay below ``tile``. Make it cover the model's effective
             receptive field (the default 32 suits the shipped UNet).
-        batch_size: tiles (or whole frames) per forward pass.
+        batch_size: tiles (or whole frames) per forward pass. Every pass has exactly this many,
+            zero-padded when fewer are left (see :meth:`_forward`): a lone small frame costs a
+            full pass, and ``batch_size=1`` suits one-image-at-a-time use.
         channels_last: run the model in channels-last memory format (faster with oneDNN/cuDNN).
         threads: if given, sets torch's intra-op CPU thread count (process-wide).
 
@@ -369,11 +378,20 @@ class Restorer:
     # ---------------------------------------------------------------------------- core
 
     def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
-        """Model on a float32 ``(T, 3, h, w)`` stack on the device → float32 ``(T, 3, h, w)``."""
+        """Model on a float32 ``(T, 3, h, w)`` stack on the device, ``T <= batch_size`` → float32 ``(T, 3, h, w)``.
+
+        The stack is padded with zeros to exactly ``batch_size`` tiles. oneDNN and cuDNN choose
+        kernels by shape, and e.g. a 1-tile pass rounds differently from a 4-tile one; with one
+        shape per tile size a frame's result never depends on which other frames or tiles share
+        its pass, so video output does not depend on how frames were grouped or requested.
+        """
+        count = tiles.shape[0]
+        if count < self._batch_size:
+            tiles = torch.cat([tiles, tiles.new_zeros((self._batch_size - count, *tiles.shape[1:]))])
         if self._channels_last:
             tiles = tiles.contiguous(memory_format=torch.channels_last)
         with autocast(self._device, self._compute_dtype):
-            return self._model(tiles).float()
+            return self._model(tiles)[:count].float()
 
     def restore_tensor(self, frames: torch.Tensor) -> torch.Tensor:
         """Restore float RGB frames: ``(N, 3, H, W)``, any float dtype, any device, nominally in [0, 1].
@@ -411,11 +429,15 @@ class Restorer:
         return torch.einsum("nchw,c->nhw", restored, luma).unsqueeze(1)
 
     def _frames_per_chunk(self, height: int, width: int) -> int:
-        """Frames converted to float at once: enough to fill a forward pass, no more."""
+        """Frames moved to the device and converted to float at once (at most ``batch_size``).
+
+        The fewest whose tiles fill whole forward passes (``batch_size / gcd(tiles per frame,
+        batch_size)``), so the zero padding of :meth:`_forward` is only needed at the end of a call.
+        """
         rows, columns, _, _ = _tile_layout(
             height, width, tile=self._tile, overlap=self._tile_overlap, alignment=self._alignment
         )
-        return max(1, self._batch_size // (len(rows) * len(columns)))
+        return self._batch_size // math.gcd(len(rows) * len(columns), self._batch_size)
 
     def _to_device(self, pixels: torch.Tensor) -> torch.Tensor:
         """Copy ``(n, c, H, W)`` pixels (still integers: 4× less to transfer) to the device."""
@@ -437,9 +459,10 @@ class Restorer:
           ``float16`` (floats nominally in [0, 1]);
         * torch ``(N, C, H, W)`` or ``(C, H, W)``, any float dtype or ``uint8``.
 
-        ``C`` is 1 (gray), 3 (RGB) or 4 (RGBA). Gray is replicated to RGB for the model and the
-        result is the BT.601 luma of the restored RGB (the weights of
-        :func:`vidrestore.io.convert.rgb_to_gray`). Alpha is copied through untouched. Integer
+        ``C`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA), as :mod:`vidrestore.io`
+        stores pixels. Gray is replicated to RGB for the model and the result is the BT.601 luma
+        of the restored RGB (the weights of :func:`vidrestore.io.convert.rgb_to_gray`, computed
+        in float and rounded once). Alpha is copied through untouched. Integer
         results are clamped to [0, 1] and rounded to nearest (as
         :func:`vidrestore.io.convert.from_float`); float results are not clamped.
 
@@ -485,10 +508,10 @@ class Restorer:
         frame_count, channels, height, width = batch.shape
         if frame_count == 0 or height == 0 or width == 0:
             raise ValueError(f"empty frames: (N, C, H, W) = {tuple(batch.shape)}")
-        color_channels = 1 if channels == 1 else 3
+        color_channels = 1 if channels <= 2 else 3
         output = torch.empty_like(batch)
-        if channels == 4:
-            output[:, 3] = batch[:, 3]  # alpha, untouched
+        if channels in (2, 4):
+            output[:, -1] = batch[:, -1]  # alpha, untouched
         chunk = self._frames_per_chunk(height, width)
         with torch.inference_mode():
             for start in range(0, frame_count, chunk):

@@ -1,0 +1,99 @@
+"""``vidrestore degrade``: reproducible paired sets, manifest, resume, videos, bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from conftest import textured_image
+from vidrestore.degrade import Plan, apply_plan
+from vidrestore.io import Image, VideoReader, VideoWriter, probe, read_image, to_float, write_image
+from vidrestore.pairs import write_pairs
+
+
+def make_inputs(root: Path) -> Path:
+    for index in range(3):
+        write_image(root / "in" / f"sub{index % 2}" / f"p{index}.png", Image(pixels=textured_image(index, 64, 80)))
+    gray16 = (textured_image(7, 48, 48)[..., :1].astype(np.uint16) * 257)
+    write_image(root / "in" / "gray16.png", Image(pixels=gray16))
+    (root / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
+    return root / "in"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((folder / "degraded").rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_differs_and_manifest_replays(tmp_path):
+    source = make_inputs(tmp_path)
+    a = write_pairs(source, tmp_path / "a", seed=5, jobs=2, progress=False)
+    write_pairs(source, tmp_path / "b", seed=5, jobs=1, progress=False)
+    write_pairs(source, tmp_path / "c", seed=6, jobs=1, progress=False)
+    assert a == {"done": 4, "skipped": 0, "failed": 1}
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    assert digests(tmp_path / "a") != digests(tmp_path / "c")
+    records = [json.loads(line) for line in open(tmp_path / "a/manifest.jsonl")]
+    failed = [r for r in records if "error" in r]
+    assert len(failed) == 1 and "broken.png" in failed[0]["error"]
+    # Every manifest record replays: apply its plan to the clean file → the degraded file.
+    for record in (r for r in records if "error" not in r):
+        clean = read_image(tmp_path / "a" / record["clean"]).pixels
+        degraded = read_image(tmp_path / "a" / record["degraded"]).pixels
+        assert degraded.dtype == clean.dtype and degraded.shape == clean.shape  # 16-bit gray stays 16-bit gray
+        if clean.shape[2] == 3 and clean.dtype == np.uint8:
+            replay = apply_plan(to_float(clean), Plan.from_dict(record["plan"]))
+            assert np.abs(np.clip(replay * 255 + 0.5, 0, 255).astype(np.uint8).astype(int) - degraded.astype(int)).max() == 0
+    # Mirrored tree.
+    assert (tmp_path / "a/degraded/sub1/p1.png__v0.png").is_file() and (tmp_path / "a/clean/sub1/p1.png").is_file()
+
+
+def test_resume_skips_finished_and_repairs_a_cut_manifest(tmp_path):
+    source = make_inputs(tmp_path)
+    out = tmp_path / "out"
+    write_pairs(source, out, seed=1, jobs=1, progress=False)
+    reference = digests(out)
+    manifest = out / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    good = [line for line in lines if '"error"' not in line]
+    # Simulate a crash: the last finished record was cut mid-line and its file is gone; a temp file is left.
+    victim = json.loads(good[-1])
+    (out / victim["degraded"]).unlink()
+    manifest.write_text("".join(good[:-1]) + good[-1][:25])
+    (out / "degraded" / ".p0.tmp.partial.png").write_bytes(b"half")
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "degraded").rglob("*.png") if not p.name.startswith(".")}
+    counts = write_pairs(source, out, seed=1, jobs=1, progress=False)
+    assert counts["done"] == 1 + 0 and counts["skipped"] == 3  # the cut one is redone, the others skipped
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items()), "finished files were rewritten"
+    assert digests(out) == reference
+    keys = [json.loads(line)["key"] for line in manifest.read_text().splitlines()]
+    assert len([k for k in keys if not k.startswith("broken")]) == len(set(keys) - {"broken.png#v0"}) == 4
+
+
+def test_video_pairs_keep_timing_and_audio(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "samples/pan_degraded.mp4"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in/clip.mp4").write_bytes(sample.read_bytes())
+    write_pairs(tmp_path / "in", tmp_path / "out", seed=3, jobs=1, progress=False,
+                config=__import__("vidrestore.degrade", fromlist=["DegradeConfig"]).DegradeConfig())
+    record = json.loads((tmp_path / "out/manifest.jsonl").read_text().splitlines()[0])
+    out = probe(tmp_path / "out" / record["degraded"])
+    src = probe(sample)
+    assert out.frame_count == src.frame_count and out.fps == src.fps and out.has_audio
+
+
+def test_cli_degrade(tmp_path):
+    source = make_inputs(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "vidrestore.cli", "degrade", str(source), str(tmp_path / "o"),
+                             "--seed", "2", "--variants", "2", "--set", "jpeg.probability=1.0"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1  # the broken file is reported
+    assert "degraded 8" in result.stdout and "failed 2" in result.stdout  # broken.png, both variants
+    records = [json.loads(line) for line in open(tmp_path / "o/manifest.jsonl")]
+    assert all(any(op["op"] == "jpeg" for op in r["plan"]["ops"]) for r in records if "plan" in r)

@@ -1,0 +1,87 @@
+"""``vidrestore restore`` on images: mirrored folders, globs, skip-existing, bad files, and
+what images keep (alpha, gray, 16-bit, ICC, EXIF orientation)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from PIL import ImageCms
+
+from conftest import textured_image
+from vidrestore.io import Image, read_image, write_image
+from vidrestore.nets.unet import UNet
+from vidrestore.weights import save_generator
+
+TINY = dict(base_channels=8, channel_multipliers=(1, 2), encoder_blocks=(1, 1), decoder_blocks=(1, 1), middle_blocks=1)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = UNet(**TINY)
+    torch.nn.init.normal_(model.tail.weight, std=0.01)
+    path = tmp_path_factory.mktemp("m") / "tiny.safetensors"
+    save_generator(path, model, TINY)
+    return path
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidrestore.cli", "restore", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_folder_tree_mirrored_bad_file_reported_and_skip_existing(model_path, tmp_path):
+    src = tmp_path / "in"
+    rgba = np.dstack([textured_image(1, 40, 56), np.linspace(0, 255, 40 * 56).reshape(40, 56).astype(np.uint8)])
+    write_image(src / "a" / "rgba.png", Image(pixels=rgba))
+    gray16 = (textured_image(2, 48, 40)[..., :1].astype(np.uint16) * 257 + 3)
+    write_image(src / "gray16.png", Image(pixels=gray16))
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    write_image(src / "b" / "photo.jpg", Image(pixels=textured_image(3, 64, 48), icc_profile=icc))
+    (src / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    out = tmp_path / "out"
+    result = run(str(src), "-o", str(out), "--model", str(model_path))
+    assert result.returncode == 1, result.stderr
+    assert "broken.png" in result.stderr and "restored 3" in result.stdout and "failed 1" in result.stdout
+    restored_rgba = read_image(out / "a" / "rgba.png").pixels
+    assert restored_rgba.shape == rgba.shape and np.array_equal(restored_rgba[..., 3], rgba[..., 3]), "alpha carried unchanged"
+    restored_gray = read_image(out / "gray16.png").pixels
+    assert restored_gray.dtype == np.uint16 and restored_gray.shape == gray16.shape
+    assert np.abs(restored_gray.astype(int) - gray16.astype(int)).mean() < 2000  # a tiny near-identity model
+    assert len(np.unique(restored_gray % 257)) > 10, "16-bit values, not 8-bit scaled up"
+    assert read_image(out / "b" / "photo.jpg").icc_profile == icc
+    before = (out / "gray16.png").stat().st_mtime_ns
+    again = run(str(src), "-o", str(out), "--model", str(model_path), "--skip-existing")
+    assert "skipped 3" in again.stdout and (out / "gray16.png").stat().st_mtime_ns == before
+
+
+def test_exif_orientation_is_applied_and_reset(model_path, tmp_path):
+    pixels = textured_image(4, 30, 50)
+    pixels[:5, :5] = [255, 0, 0]  # a red marker at the stored top-left
+    image = PILImage.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    image.save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=98)
+    result = run(str(tmp_path / "rot.jpg"), "-o", str(tmp_path / "out.png"), "--model", str(model_path))
+    assert result.returncode == 0, result.stderr
+    out = read_image(tmp_path / "out.png")
+    assert out.pixels.shape[:2] == (50, 30), "displayed orientation (portrait)"
+    assert out.pixels[2, -3, 0] > 180 and out.pixels[2, -3, 1] < 90, "marker moved to the top-right"
+    stored = PILImage.open(tmp_path / "out.png").getexif()
+    assert stored.get(0x0112, 1) == 1
+
+
+def test_glob_and_single_file_and_refuse_overwrite(model_path, tmp_path):
+    for index in range(2):
+        write_image(tmp_path / f"p{index}.png", Image(pixels=textured_image(index, 32, 32)))
+    result = run(str(tmp_path / "p*.png"), "-o", str(tmp_path / "g"), "--model", str(model_path))
+    assert result.returncode == 0 and sorted(p.name for p in (tmp_path / "g").iterdir()) == ["p0.png", "p1.png"]
+    same = run(str(tmp_path / "p0.png"), "-o", str(tmp_path / "p0.png"), "--model", str(model_path))
+    assert same.returncode == 1 and "overwrite" in same.stderr
+    missing = run(str(tmp_path / "nope*.png"), "-o", str(tmp_path / "x"), "--model", str(model_path))
+    assert missing.returncode == 2 and "nope" in missing.stderr
