@@ -25,7 +25,7 @@ def photo_paths(folder: str | Path | None = None) -> list[Path]:
 
 def crops(paths: list[Path], *, size: int, per_image: int, seed: int, shrink: float = 0.5) -> list[np.ndarray]:
     """``per_image`` random ``size``² float32 RGB crops of each photo after resizing by ``shrink``
-    (large wallpapers at full size are smoother than typical video frames)."""
+    (large wallpapers at full size are smoother than typical video frames); flat crops skipped."""
     from vidrestore.data import load_rgb_float
 
     rng = np.random.default_rng(seed)
@@ -35,9 +35,15 @@ def crops(paths: list[Path], *, size: int, per_image: int, seed: int, shrink: fl
         if shrink != 1.0:
             image = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
         h, w = image.shape[:2]
-        for _ in range(per_image):
+        kept, tries = 0, 0
+        while kept < per_image and tries < 50 * per_image:
+            tries += 1
             top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-            out.append(np.ascontiguousarray(image[top : top + size, left : left + size]))
+            crop = image[top : top + size, left : left + size]
+            if crop.std() < 0.02:
+                continue  # flat (sky, a graphic's fill): degradations can leave it bit-identical
+            out.append(np.ascontiguousarray(crop))
+            kept += 1
     return out
 
 

@@ -125,13 +125,13 @@ class _MediaDataset(Dataset):
         self,
         sources: str | Path | Sequence[str | Path],
         *,
-        patch_size: int,
-        length: int,
-        seed: int,
-        config: DegradeConfig | None,
-        scale_range: tuple[float, float],
-        augment: bool,
-        cache_bytes: int,
+        patch_size: int = 128,
+        length: int = 10_000,
+        seed: int = 0,
+        config: DegradeConfig | None = None,
+        scale_range: tuple[float, float] = (0.25, 1.0),
+        augment: bool = True,
+        cache_bytes: int = 3 << 30,
     ) -> None:
         self.paths = list_media(sources)
         if not self.paths:
@@ -191,32 +191,13 @@ class _MediaDataset(Dataset):
 class PairDataset(_MediaDataset):
     """``(degraded, clean)`` crops, each ``(3, patch_size, patch_size)`` float32 in [0, 1].
 
+    Options (keyword): ``patch_size`` 128, ``length`` (items per epoch) 10 000, ``seed`` 0,
+    ``config`` (:class:`DegradeConfig`, default its defaults), ``scale_range`` (0.25, 1.0),
+    ``augment`` (flips/rotations) True, ``cache_bytes`` (decoded sources per process) 3 GiB.
+
     Item ``i`` of epoch ``e`` draws its source, crop, scale, flips and degradation plan from
     ``numpy.random.default_rng([seed, e, i])``. ``plan_for(i)`` returns the plan used.
     """
-
-    def __init__(
-        self,
-        sources: str | Path | Sequence[str | Path],
-        *,
-        patch_size: int = 128,
-        length: int = 10_000,
-        seed: int = 0,
-        config: DegradeConfig | None = None,
-        scale_range: tuple[float, float] = (0.25, 1.0),
-        augment: bool = True,
-        cache_bytes: int = 3 << 30,
-    ) -> None:
-        super().__init__(
-            sources,
-            patch_size=patch_size,
-            length=length,
-            seed=seed,
-            config=config,
-            scale_range=scale_range,
-            augment=augment,
-            cache_bytes=cache_bytes,
-        )
 
     def _item(self, index: int):
         rng = self._rng(index)
@@ -255,32 +236,13 @@ class ClipDataset(_MediaDataset):
     From a video: ``frames`` consecutive decoded frames. From a still image: a slow camera pan
     (sub-pixel translation up to ``max_speed`` px/frame at patch scale), so motion is known.
     The whole clip shares one degradation plan (per-frame noise, clip-level H.264).
+    Other options as :class:`PairDataset`.
     """
 
     def __init__(
-        self,
-        sources: str | Path | Sequence[str | Path],
-        *,
-        frames: int = 5,
-        patch_size: int = 128,
-        length: int = 2_000,
-        seed: int = 0,
-        config: DegradeConfig | None = None,
-        scale_range: tuple[float, float] = (0.25, 1.0),
-        max_speed: float = 2.0,
-        augment: bool = True,
-        cache_bytes: int = 3 << 30,
+        self, sources: str | Path | Sequence[str | Path], *, frames: int = 5, max_speed: float = 2.0, **options
     ) -> None:
-        super().__init__(
-            sources,
-            patch_size=patch_size,
-            length=length,
-            seed=seed,
-            config=config,
-            scale_range=scale_range,
-            augment=augment,
-            cache_bytes=cache_bytes,
-        )
+        super().__init__(sources, **options)
         self.frames = frames
         self.max_speed = max_speed
 

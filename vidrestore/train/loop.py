@@ -77,17 +77,29 @@ class StepBatches(Sampler[list[int]]):
 
 
 def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed validation batch: same crops and degradations in every run with this config."""
+    """A fixed validation batch: same crops and degradations in every run with this config.
+
+    Flat crops (clean std < 0.02: sky, a graphic's uniform fill) are skipped: a degradation can
+    leave them bit-identical, and one infinite-PSNR crop would swamp the mean.
+    """
     dataset = PairDataset(
         config.val_data,
         patch_size=max(config.patch_size, 128),
-        length=config.val_samples,
+        length=config.val_samples * 20,
         seed=987_654,
         config=config.degrade,
         scale_range=(0.5, 0.5),
         augment=False,
     )
-    pairs = [dataset[i] for i in range(len(dataset))]
+    pairs = []
+    for index in range(len(dataset)):
+        degraded, clean = dataset[index]
+        if clean.std() >= 0.02:
+            pairs.append((degraded, clean))
+        if len(pairs) == config.val_samples:
+            break
+    if not pairs:
+        raise TrainingError(f"{config.val_data}: no textured validation crops")
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
