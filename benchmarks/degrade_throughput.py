@@ -33,14 +33,14 @@ CLI = [sys.executable, "-m", "vidrestore.cli"]
 
 
 def make_photos(source_dir: Path, out: Path, count: int) -> None:
-    from vidrestore.data import list_media
-    from vidrestore.io import read_image
+    from vidrestore.data import list_media, load_rgb
 
-    sources = [p for p in list_media(source_dir) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    # JPEG sources: in the demo corpus those are the photos (the PNGs are mostly graphics).
+    sources = [p for p in list_media(source_dir) if p.suffix.lower() in (".jpg", ".jpeg")]
     out.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for index in range(count):
-        pixels = read_image(sources[index % len(sources)]).pixels[..., :3]
+        pixels = load_rgb(sources[index % len(sources)])
         h, w = pixels.shape[:2]
         # A different ~1 MP window of each source per copy, so files differ.
         scale = max(832 / h, 1216 / w) * rng.uniform(1.0, 1.6)

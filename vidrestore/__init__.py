@@ -2,13 +2,19 @@
 
 Public API (see README): :class:`Restorer` for batches of frames, :func:`restore_video` for
 files, :mod:`vidrestore.io` for media I/O, :mod:`vidrestore.degrade` for the degradation
-pipeline.
+pipeline. ``Restorer`` and ``restore_video`` are imported on first use, so tools that only touch
+media or degradations (``vidrestore degrade`` workers) start without loading torch.
 """
 
 from __future__ import annotations
 
-from vidrestore.engine import Restorer
+from typing import TYPE_CHECKING, Any
+
 from vidrestore.errors import CorruptMediaError, MediaError, ModelError, UnsupportedFormatError, VidrestoreError
+
+if TYPE_CHECKING:
+    from vidrestore.engine import Restorer
+    from vidrestore.video import restore_video
 
 __version__ = "0.1.0"
 
@@ -20,4 +26,15 @@ __all__ = [
     "UnsupportedFormatError",
     "VidrestoreError",
     "__version__",
+    "restore_video",
 ]
+
+_LAZY = {"Restorer": "vidrestore.engine", "restore_video": "vidrestore.video"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vidrestore' has no attribute {name!r}")

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vidrestore.data import IMAGE_EXTENSIONS
+from vidrestore.io.listing import IMAGE_EXTENSIONS
 from vidrestore.errors import VidrestoreError
 
 __all__ = ["DEFAULT_PACKAGES", "CorpusEntry", "build_corpus", "group_key"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -22,36 +22,13 @@ import torch
 from torch.utils.data import Dataset
 
 from vidrestore.degrade import DegradeConfig, apply_plan, apply_plan_clip, sample_plan
+from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media", "PairDataset", "ClipDataset", "load_rgb_float"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m"})
 _VIDEO_FRAMES_KEPT = 48  # consecutive frames decoded from each source video
-
-
-def list_media(roots: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Image and video files under ``roots`` (files or folders, recursive), sorted, links resolved
-    and de-duplicated; hidden files and folders skipped."""
-    if isinstance(roots, (str, Path)):
-        roots = [roots]
-    found: dict[Path, None] = {}
-    for root in map(Path, roots):
-        if root.is_file():
-            candidates: Iterable[Path] = [root]
-        elif root.is_dir():
-            candidates = sorted(
-                p for p in root.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            )
-        else:
-            raise FileNotFoundError(f"{root}: no such file or folder")
-        for path in candidates:
-            if path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
-                found.setdefault(path.resolve(), None)
-    return sorted(found)
 
 
 def load_rgb(path: Path) -> np.ndarray:

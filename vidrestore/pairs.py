@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidrestore.data import VIDEO_EXTENSIONS, list_media
+from vidrestore.io.listing import VIDEO_EXTENSIONS, list_media
 from vidrestore.degrade import DegradeConfig, Plan, apply_op, apply_plan, sample_plan
 from vidrestore.degrade.sample import H264, TemporalNoise
 from vidrestore.degrade.video_ops import noise_sigmas

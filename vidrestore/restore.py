@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from vidrestore.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
+from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
 from vidrestore.errors import MediaError, VidrestoreError
 
 __all__ = ["RestoreReport", "expand_inputs", "restore_image_file", "restore_paths"]

@@ -9,10 +9,14 @@ so 8-bit → float → 8-bit is exact, and so is 16-bit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where batches are made: media I/O alone starts fast
+    import torch
 
 __all__ = [
     "from_batch",
@@ -109,6 +113,8 @@ def to_batch(images: Sequence[np.ndarray]) -> torch.Tensor:
         if image.shape != images[0].shape:
             raise ValueError(f"to_batch: images differ in size: {images[0].shape} and {image.shape}")
     stacked = np.stack(images).astype(np.float32, copy=False)
+    import torch
+
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
 
 
@@ -116,6 +122,8 @@ def from_batch(batch: torch.Tensor) -> np.ndarray:
     """Inverse of :func:`to_batch`: ``(N, 3, H, W)`` tensor (any device/dtype) → ``(N, H, W, 3)`` float32 numpy."""
     if batch.ndim != 4 or batch.shape[1] != 3:
         raise ValueError(f"from_batch: expected a (N, 3, H, W) tensor, got shape {tuple(batch.shape)}")
+    import torch
+
     return batch.detach().to(device="cpu", dtype=torch.float32).permute(0, 2, 3, 1).contiguous().numpy()
 
 

@@ -343,6 +343,10 @@ def _encode_with_pillow(
             options.update(quality=quality, lossless=lossless, exact=True)
         case "TIFF":
             options.update(compression="tiff_deflate")
+        case "PNG":
+            # zlib level 1, as OpenCV writes PNG: ~10x faster than Pillow's default 6 on photos
+            # for files ~10 % larger; lossless either way.
+            options.update(compress_level=1)
     buffer = io.BytesIO()
     picture.save(buffer, format=output_format.pillow_name, **options)
     return buffer.getvalue()

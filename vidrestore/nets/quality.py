@@ -2,11 +2,11 @@
 
 :class:`QualityNet` maps a batch of RGB crops ``(N, 3, H, W)`` float32 in [0, 1] (any H, W ≥ 1)
 to logits ``(N, 3)`` in the order of :data:`CLASSES` (poor, medium, good). It is small enough
-for CPU (≈ 0.3 GMAC per 224² crop at the default widths) and keeps the finest detail: the stem
-and the first stage run at full input resolution (stride 1), because blur, noise and JPEG
-blocking live in the top octave that an early stride would alias away. Each later stage halves
-the resolution (stride-2 conv, then a stride-1 conv), BatchNorm + ReLU throughout, then global
-average pooling and one linear layer.
+for CPU (≈ 0.28 GMAC per 224² crop at the default widths) and keeps the finest detail: the stem
+convolution runs at full input resolution (stride 1) on raw pixels, because blur, noise and
+JPEG blocking live in the top octave that a strided first layer would alias away. Each stage
+then halves the resolution (stride-2 conv, then a stride-1 conv), BatchNorm + ReLU throughout,
+then global average pooling and one linear layer.
 
 :func:`crop_boxes` and :func:`crop_stack` take crops at native resolution spread over a whole
 image (the classifier never sees a downscaled picture: downscaling hides blur and noise), and
@@ -36,10 +36,11 @@ def _conv_block(in_channels: int, out_channels: int, stride: int) -> list[nn.Mod
 
 
 class QualityNet(nn.Module):
-    """``QualityNet(*, in_channels=3, stem_channels=16, stage_channels=(16, 24, 32, 64, 96, 128))``.
+    """``QualityNet(*, in_channels=3, stem_channels=16, stage_channels=(24, 32, 64, 96, 128))``.
 
-    Stage 0 keeps full resolution; stages 1.. halve it. With six stages a 224² crop ends at 7²
-    before pooling. Input ``(N, in_channels, H, W)`` in [0, 1]; output logits ``(N, num_classes)``.
+    The stem keeps full resolution; every stage halves it, so five stages take a 224² crop to
+    7² before pooling. Input ``(N, in_channels, H, W)`` in [0, 1] (any size ≥ 1); output logits
+    ``(N, num_classes)``.
     """
 
     def __init__(
@@ -47,7 +48,7 @@ class QualityNet(nn.Module):
         *,
         in_channels: int = 3,
         stem_channels: int = 16,
-        stage_channels: tuple[int, ...] = (16, 24, 32, 64, 96, 128),
+        stage_channels: tuple[int, ...] = (24, 32, 64, 96, 128),
         num_classes: int = len(CLASSES),
         dropout: float = 0.1,
     ) -> None:
@@ -56,8 +57,8 @@ class QualityNet(nn.Module):
             raise ValueError("QualityNet needs at least one stage")
         layers: list[nn.Module] = _conv_block(in_channels, stem_channels, 1)
         channels = stem_channels
-        for index, width in enumerate(stage_channels):
-            layers += _conv_block(channels, width, 1 if index == 0 else 2) + _conv_block(width, width, 1)
+        for width in stage_channels:
+            layers += _conv_block(channels, width, 2) + _conv_block(width, width, 1)
             channels = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

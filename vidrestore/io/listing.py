@@ -1,0 +1,33 @@
+"""Finding media files: which extensions count as images and videos, and a recursive lister."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media"]
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m"})
+
+
+def list_media(roots: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Image and video files under ``roots`` (files or folders, recursive), sorted, links resolved
+    and de-duplicated; hidden files and folders skipped."""
+    if isinstance(roots, (str, Path)):
+        roots = [roots]
+    found: dict[Path, None] = {}
+    for root in map(Path, roots):
+        if root.is_file():
+            candidates: Iterable[Path] = [root]
+        elif root.is_dir():
+            candidates = sorted(
+                p for p in root.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
+        else:
+            raise FileNotFoundError(f"{root}: no such file or folder")
+        for path in candidates:
+            if path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+                found.setdefault(path.resolve(), None)
+    return sorted(found)
