@@ -1,7 +1,7 @@
 """Peak memory and speed of :class:`vidrestore.Restorer` on one large frame (default 3840×2160).
 
     .venv/bin/python benchmarks/engine_memory.py [--model PATH] [--width 3840 --height 2160]
-        [--tile 512 --tile-overlap 32 --batch-size 4] [--precision auto] [--repeats 1] [--baseline]
+        [--tile 768 --tile-overlap 32 --batch-size 2] [--precision auto] [--repeats 1] [--baseline]
 
 The model is ``--model``, else the shipped default, else a random UNet with the training
 configuration (:class:`vidrestore.train.config.GeneratorConfig`; same cost as trained weights).
@@ -100,9 +100,9 @@ def main() -> None:
     parser.add_argument("--model", help="generator safetensors file (default: shipped, else random)")
     parser.add_argument("--width", type=int, default=3840)
     parser.add_argument("--height", type=int, default=2160)
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, default=768)
     parser.add_argument("--tile-overlap", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--repeats", type=int, default=1, help="time the call this many times, report the best")

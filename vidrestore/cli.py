@@ -26,9 +26,9 @@ def _add_common_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="generator weights (.safetensors); default: the shipped model")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--precision", default="auto", help="auto, bf16, fp16, fp32 (default auto)")
-    parser.add_argument("--tile", type=int, default=512, help="tile size in pixels, 0 = whole frame (default 512)")
+    parser.add_argument("--tile", type=int, default=768, help="tile size in pixels, 0 = whole frame (default 768)")
     parser.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    parser.add_argument("--batch-size", type=int, default=2, help="tiles per forward pass (default 2)")
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:

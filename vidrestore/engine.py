@@ -299,9 +299,9 @@ class Restorer:
         *,
         device: str | torch.device = "auto",
         precision: str = "auto",
-        tile: int = 512,
+        tile: int = 768,
         tile_overlap: int = 32,
-        batch_size: int = 4,
+        batch_size: int = 2,
         channels_last: bool = True,
         threads: int | None = None,
     ) -> None:

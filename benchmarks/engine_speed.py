@@ -1,0 +1,86 @@
+"""Engine speed against the machine's own matmul peak, measured in the same run.
+
+    .venv/bin/python benchmarks/engine_speed.py [--model PATH] [--width 640 --height 360 --frames 8]
+
+Prints the fp32 and bf16 matmul peak (2048³ products, all torch threads), then MP/s and achieved
+GFLOP/s of ``Restorer`` for a few settings (precision, tiling, channels_last), and the best
+setting's share of the bf16 peak. FLOPs per megapixel come from torch's FLOP counter on the
+generator (2 FLOPs per multiply-add).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vidrestore.engine import Restorer
+from vidrestore.nets.unet import UNet
+from vidrestore.train.config import GeneratorConfig
+from vidrestore.weights import default_model_path
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def flops_per_megapixel(model: torch.nn.Module) -> float:
+    x = torch.rand(1, 3, 256, 256)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / (256 * 256) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    model_arg = args.model or (str(default_model_path()) if default_model_path().is_file() else None)
+    if model_arg is None:
+        import dataclasses
+
+        model_arg = UNet(**dataclasses.asdict(GeneratorConfig()))
+        print("no shipped model: a random UNet with the default config (same cost)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
+    probe = Restorer(model_arg, precision="fp32", tile=0)
+    gflop_per_mp = flops_per_megapixel(probe._model.float().to(memory_format=torch.contiguous_format)) / 1e9
+    print(f"generator: {gflop_per_mp:.1f} GFLOP per megapixel")
+    frames = np.random.default_rng(0).random((args.frames, args.height, args.width, 3), dtype=np.float32)
+    megapixels = args.frames * args.width * args.height / 1e6
+    best = (0.0, "")
+    settings = [(p, t, b, c) for p in ("bf16", "fp32") for t, b in ((0, 4), (512, 4), (768, 2)) for c in (True, False)]
+    for precision, tile, batch_size, channels_last in settings:
+        restorer = Restorer(model_arg, precision=precision, tile=tile, channels_last=channels_last,
+                            batch_size=batch_size)
+        restorer(frames[:4])  # warm-up (oneDNN primitive creation)
+        started = time.perf_counter()
+        for _ in range(args.repeats):
+            restorer(frames)
+        rate = megapixels * args.repeats / (time.perf_counter() - started)
+        gflops = rate * gflop_per_mp
+        label = f"{precision}, tile {tile or 'off'}/batch {batch_size}, {'channels_last' if channels_last else 'NCHW'}"
+        print(f"{label:32s} {rate:6.2f} MP/s  {rate * 1e6 / (args.width * args.height):6.2f} frames/s  "
+              f"{gflops:6.0f} GFLOP/s")
+        best = max(best, (gflops, label))
+    print(f"best: {best[1]}: {best[0]:.0f} GFLOP/s = {100 * best[0] / peak16:.0f} % of the bf16 matmul peak "
+          f"({100 * best[0] / peak32:.0f} % of fp32's)")
+
+
+if __name__ == "__main__":
+    main()
