@@ -6,8 +6,9 @@
 Throughput: PHOTO_DIR (default ``data/corpus``, else ``samples/``) supplies photos; ``--count``
 different ~2 MP (1920×1080) JPEG windows are written to a temporary folder, then timed in the
 same run: (1) the baseline, the same checks in one process (``jobs=1``); (2) ``curate`` with all
-cores. Prints images/s for both and the ratio; the target is ≥ 4 images/s with 2 cores,
-classifier included. The quality step uses ``--model`` (default: the shipped model; without one
+cores. Prints images/s for both and the ratio (each after a first call on 2 images, whose time —
+fork server, worker imports, model load — is printed too); the target is ≥ 4 images/s with 2
+cores, classifier included. Run it on an otherwise idle machine. The quality step uses ``--model`` (default: the shipped model; without one
 it falls back to an untrained network of the default size, which costs the same to run).
 
 ``--calibrate``: the background score of every corpus image against the photo/graphic ground
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -103,6 +105,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_photos(source, tmp / "photos", args.count)
+        (tmp / "two").mkdir()
+        for path in sorted((tmp / "photos").iterdir())[:2]:
+            shutil.copy(path, tmp / "two" / path.name)
         model = args.model or (str(default_quality_model_path()) if default_quality_model_path().is_file() else None)
         if model is None:
             import dataclasses
@@ -115,14 +120,17 @@ def main() -> None:
         config = CurateConfig(min_background=0.0, min_class="poor", model=model)
         timings = {}
         for name, jobs in (("baseline (1 process)", 1), (f"curate ({os.cpu_count()} processes)", None)):
+            # First call in this process, on 2 images: fork server start, worker imports, model load.
+            started = time.perf_counter()
+            curate(tmp / "two", tmp / f"startup_{jobs}", config, jobs=jobs, progress=False)
+            startup = time.perf_counter() - started
             started = time.perf_counter()
             counts = curate(tmp / "photos", tmp / f"out_{jobs}", config, jobs=jobs, progress=False)
             timings[name] = time.perf_counter() - started
-            print(f"{name}: {args.count / timings[name]:.2f} images/s ({counts['kept']} kept, {counts['rejected']} rejected)")
+            print(f"{name}: {args.count / timings[name]:.2f} images/s ({counts['kept']} kept, {counts['rejected']} "
+                  f"rejected); first call on 2 images took {startup:.1f} s")
         base, multi = timings.values()
-        print(f"speed-up {base / multi:.2f}x; target >= 4 images/s with 2 cores: "
-              f"{'met' if args.count / multi >= 4 else 'NOT met'}")
-
+        print(f"speed-up {base / multi:.2f}x; target >= 4 images/s with 2 cores: {'met' if args.count / multi >= 4 else 'NOT met'}")
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,8 @@
     vidrestore degrade IN OUT --seed N     write a reproducible degraded/clean paired set
     vidrestore train [--set key=value]     train the generator (torchrun for several processes)
     vidrestore restore INPUT... -o OUT     restore images and videos (files, globs, folders)
+    vidrestore quality label|train|predict make a labelled set, train, or run the quality classifier
+    vidrestore curate IN_DIR OUT_DIR       keep large, content-rich, good-quality images (+ manifest)
     vidrestore info                        versions, device, default model
 
 Errors vidrestore raises on purpose are printed as one line (no traceback) with exit code 2.
@@ -106,6 +108,63 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _cmd_quality_label(args: argparse.Namespace) -> int:
+    from vidrestore.quality import label_folder
+
+    low, high = (float(v) for v in args.scale_range.split(","))
+    counts = label_folder(args.clean_dir, args.out_dir, crops_per_image=args.crops_per_image, crop_size=args.crop_size,
+                          scale_range=(low, high), seed=args.seed, jobs=args.jobs)
+    print(f"{counts['samples']} samples written, {counts['skipped']} photos already done, "
+          f"{counts['failed']} failed -> {args.out_dir}")
+    return 1 if counts["failed"] else 0
+
+
+def _cmd_quality_train(args: argparse.Namespace) -> int:
+    from vidrestore.quality import QualityTrainConfig, train_quality
+    from vidrestore.train.config import apply_overrides
+
+    saved = Path(args.out or QualityTrainConfig().out_dir) / "config.json"
+    source = args.config or (saved if args.resume and saved.is_file() else None)
+    config = QualityTrainConfig.load(source) if source else QualityTrainConfig()
+    shorthand = {"train_data": args.train_data, "val_data": args.val_data, "out_dir": args.out, "epochs": args.epochs}
+    overrides = [f"{k}={v}" for k, v in shorthand.items() if v is not None] + (args.set or [])
+    summary = train_quality(apply_overrides(config, overrides), resume=args.resume)
+    print(json.dumps(summary))
+    return 130 if summary["interrupted"] else 0
+
+
+def _cmd_quality_predict(args: argparse.Namespace) -> int:
+    from vidrestore.device import resolve_device
+    from vidrestore.quality import QualityModel, format_results, predict_paths
+
+    model = QualityModel(args.model, crop_count=args.crops, device=str(resolve_device(args.device)))
+    failed: list[str] = []
+
+    def readable():
+        for path, result in predict_paths(args.inputs, model, frames=args.frames):
+            if isinstance(result, str):
+                failed.append(result)
+                print(f"failed: {result}", file=sys.stderr)
+            else:
+                yield path, result
+
+    for line in format_results(readable(), args.format):
+        print(line, flush=True)
+    return 1 if failed else 0
+
+
+def _cmd_curate(args: argparse.Namespace) -> int:
+    from vidrestore.curate import CurateConfig, curate
+
+    config = CurateConfig(min_size=args.min_size, min_background=args.min_background, min_class=args.min_class,
+                          model=args.model, crop_count=args.crops, link=args.link)
+    counts = curate(args.in_dir, args.out_dir, config, jobs=args.jobs)
+    reasons = ", ".join(f"{k} {counts[k]}" for k in ("too_small", "flat_background", "low_quality", "unreadable"))
+    print(f"kept {counts['kept']}, rejected {counts['rejected']} ({reasons}), already in the manifest "
+          f"{counts['skipped']} -> {Path(args.out_dir) / 'manifest.csv'}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:  # noqa: ARG001
     import av
     import cv2
@@ -168,6 +227,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temporal-strength", type=float, default=1.0, help="video: 0..1 (default 1)")
     p.add_argument("--temporal-radius", type=int, default=2, help="video: neighbours each side (default 2)")
     p.set_defaults(func=_cmd_restore)
+
+    p = sub.add_parser("quality", help="quality classifier: label a set, train, predict poor/medium/good")
+    qsub = p.add_subparsers(dest="quality_command", required=True)
+    q = qsub.add_parser("label", help="turn clean photos into a poor/medium/good labelled set (labels.csv)")
+    q.add_argument("clean_dir")
+    q.add_argument("out_dir")
+    q.add_argument("--crops-per-image", type=int, default=24, help="crops per photo, each written once per class")
+    q.add_argument("--crop-size", type=int, default=256)
+    q.add_argument("--scale-range", default="0.5,1.0", help="area downscale of the photo before cropping (default 0.5,1.0)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    q.set_defaults(func=_cmd_quality_label)
+    q = qsub.add_parser("train", help="train the classifier (cross-entropy, early stopping, resumable)")
+    q.add_argument("--config", help="QualityTrainConfig JSON (a run's config.json)")
+    q.add_argument("--train-data", help="labelled folder (poor/ medium/ good/ or labels.csv) or CSV of path,label")
+    q.add_argument("--val-data", help="labelled validation set; \"\" = hold out photos of the training set")
+    q.add_argument("--out", help="run folder (config.json, checkpoint.pt, metrics.jsonl, quality.safetensors)")
+    q.add_argument("--epochs", type=int)
+    q.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. net.stem_channels=8")
+    q.set_defaults(func=_cmd_quality_train)
+    q = qsub.add_parser("predict", help="class, probabilities and score of images and videos")
+    q.add_argument("inputs", nargs="+", help="image/video files or folders (recursive)")
+    q.add_argument("--model", help="quality model (.safetensors); default: vidrestore/weights/quality-v1.safetensors")
+    q.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
+    q.add_argument("--frames", type=int, default=8, help="video: evenly spaced frames judged (default 8)")
+    q.add_argument("--crops", type=int, help="crops pooled per image (default: the model's)")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    q.set_defaults(func=_cmd_quality_predict)
+
+    p = sub.add_parser("curate", help="keep images >= min size with background content and good quality")
+    p.add_argument("in_dir")
+    p.add_argument("out_dir", help="kept images (same relative paths) and manifest.csv")
+    p.add_argument("--min-size", type=int, default=500, help="both sides at least this (default 500)")
+    p.add_argument("--min-background", type=float, default=0.2, help="background score threshold (default 0.2)")
+    p.add_argument("--min-class", choices=("poor", "medium", "good"), default="good",
+                   help="lowest quality class kept (default good; poor = no quality check, no model needed)")
+    p.add_argument("--model", help="quality model (.safetensors); default: the shipped one")
+    p.add_argument("--crops", type=int, help="crops pooled per image (default: the model's)")
+    p.add_argument("--link", action="store_true", help="hard-link kept files instead of copying")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.set_defaults(func=_cmd_curate)
 
     p = sub.add_parser("info", help="versions, device and default model")
     p.set_defaults(func=_cmd_info)

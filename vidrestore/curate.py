@@ -156,7 +156,7 @@ def judge_image(path: str | Path, config: CurateConfig, relative: str | None = N
     try:
         pixels = load_rgb(path)
     except (VidrestoreError, OSError, ValueError) as exc:
-        message = " ".join(str(exc).split())
+        message = " ".join(str(getattr(exc, "reason", exc)).split())  # one line, without the path again
         return {**row, "decision": "reject", "reason": f"unreadable:{message}"}
     height, width = pixels.shape[:2]
     row.update(width=str(width), height=str(height))

@@ -6,8 +6,9 @@ Three parts, each behind one ``vidrestore quality`` sub-command:
     :func:`label_folder` turns clean photos into a labelled set through the degradation pipeline.
     Each photo gives ``crops_per_image`` native-resolution crops (optionally after an area
     downscale by a factor drawn from ``scale_range``, which makes the clean base crisper, never
-    softer); only crops with visible structure are used (≥ 50 % of their 16×16 blocks have luma
-    std > 4/255 — a crop of bokeh or sky looks the same sharp or blurred, so it teaches nothing).
+    softer); positions are redrawn until a crop has fine detail (:func:`fine_detail` ≥ 0.25; at
+    most 30 draws, else the most detailed one) — a crop of bokeh or sky looks the same sharp,
+    blurred or JPEG-compressed, so its poor and good copies would be the same picture.
     Every crop is written three times, once per class, so the classes share content and differ
     only in degradation. The classes are these :class:`~vidrestore.degrade.DegradeConfig`
     instances (:data:`SEVERITY_CONFIGS`), with a gap between medium and poor on purpose:
@@ -99,6 +100,7 @@ __all__ = [
     "QualityTrainConfig",
     "SEVERITY_CONFIGS",
     "default_quality_model_path",
+    "fine_detail",
     "format_results",
     "label_folder",
     "load_labels",
@@ -265,17 +267,20 @@ def load_labels(source: str | Path) -> list[LabelledItem]:
 
 # ============================================================================ labeller
 _LABEL_FIELDS = ["path", "label", "severity", "source", "scale", "top", "left", "plan"]
-_DETAIL_BLOCK, _DETAIL_STD, _DETAIL_MIN = 16, 4.0 / 255.0, 0.5
+_DETAIL_MIN, _DETAIL_TRIES = 0.25, 30
 
 
-def _detail_fraction(crop: np.ndarray) -> float:
-    """Fraction of 16×16 blocks of a float RGB crop whose luma std exceeds 4/255."""
-    luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    b = _DETAIL_BLOCK
+def fine_detail(image: np.ndarray) -> float:
+    """Share of 16×16 blocks of a float RGB image whose mean |luma − Gaussian(luma, σ 1.5)| exceeds
+    1/255: the top-octave detail that blur, downscaling and JPEG remove (sensor noise of σ ≈ 1/255
+    alone stays below it; a bokeh or sky crop scores ≈ 0, foliage ≈ 1)."""
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    high = np.abs(luma - cv2.GaussianBlur(luma, (0, 0), 1.5))
+    b = 16
     h, w = luma.shape[0] // b * b, luma.shape[1] // b * b
     if h == 0 or w == 0:
         return 0.0
-    return float((luma[:h, :w].reshape(h // b, b, w // b, b).std(axis=(1, 3)) > _DETAIL_STD).mean())
+    return float((high[:h, :w].reshape(h // b, b, w // b, b).mean(axis=(1, 3)) > 1.0 / 255.0).mean())
 
 
 @dataclass(frozen=True)
@@ -303,7 +308,7 @@ def _label_one(task: _LabelTask) -> list[dict[str, str]] | str:
     rows = []
     for index in range(task.crops):
         best = None
-        for _ in range(12):  # prefer a crop with structure; keep the most detailed seen
+        for _ in range(_DETAIL_TRIES):  # prefer a crop with fine detail; else keep the most detailed
             lo, hi = task.scale_range
             scale = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
             side = min(round(task.crop_size / scale), height, width)
@@ -311,7 +316,7 @@ def _label_one(task: _LabelTask) -> list[dict[str, str]] | str:
             region = image[top : top + side, left : left + side]
             if side != task.crop_size:
                 region = np.clip(cv2.resize(region, (task.crop_size, task.crop_size), interpolation=cv2.INTER_AREA), 0, 1)
-            detail = _detail_fraction(region)
+            detail = fine_detail(region)
             if best is None or detail > best[0]:
                 best = (detail, region, task.crop_size / side, top, left)
             if detail >= _DETAIL_MIN:
@@ -351,6 +356,8 @@ def _pool_map(function, tasks: list, jobs: int) -> Iterator:
         yield from map(function, tasks)
         return
     context = multiprocessing.get_context("forkserver")
+    # The fork server imports torch and vidrestore once; each worker forks from it ready to run.
+    context.set_forkserver_preload(["vidrestore.curate", "vidrestore.quality"])
     with context.Pool(jobs, initializer=_single_thread_worker) as pool:
         yield from pool.imap_unordered(function, tasks, chunksize=1)
 
@@ -622,17 +629,9 @@ class QualityTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QualityTrainConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown quality config keys: {sorted(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        if isinstance(values.get("net"), dict):
-            net = values["net"]
-            unknown = set(net) - {f.name for f in dataclasses.fields(QualityNetConfig)}
-            if unknown:
-                raise ValueError(f"unknown quality config keys: {sorted('net.' + k for k in unknown)}")
-            values["net"] = QualityNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in net.items()})
-        return cls(**values)
+        from vidrestore.train.config import _build  # nested dataclasses, unknown keys rejected
+
+        return _build(cls, data, "")
 
     @classmethod
     def load(cls, path: str | Path) -> QualityTrainConfig:

@@ -58,11 +58,11 @@ def save_generator(
     metadata = {"arch": "unet", "config": json.dumps(config), **(extra or {})}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".partial")
     os.close(fd)
-    _umask = os.umask(0)
-    os.umask(_umask)
-    os.chmod(tmp, 0o666 & ~_umask)  # mkstemp creates 0600; a weights file is for sharing
     try:
         save_file(state, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shared weights file unreadable to others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

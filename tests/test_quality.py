@@ -1,0 +1,357 @@
+"""Quality classifier: network, crop pooling, class definitions, labeller, training + resume,
+model files, and the ``vidrestore quality`` CLI.
+
+A tiny classifier is trained once per module on a generated labelled set (3 classes × 8
+textured 128-px images with clearly separated degradations); test_curate.py reuses it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import textured_image
+from vidrestore.cli import main
+from vidrestore.degrade import ops
+from vidrestore.degrade.sample import GaussianBlur, GaussianNoise, Jpeg, MotionBlur, Resample
+from vidrestore.errors import ModelError
+from vidrestore.io import Image, from_float, to_float, write_image
+from vidrestore.nets.quality import CLASSES, QualityNet, crop_boxes, crop_stack, expected_score, pooled_probabilities
+from vidrestore.quality import (
+    QualityModel,
+    QualityTrainConfig,
+    label_folder,
+    load_labels,
+    load_quality_model,
+    plan_severity,
+    sample_class_plan,
+    save_quality_model,
+    train_quality,
+)
+from vidrestore.train.config import apply_overrides
+
+TINY_NET = ["net.stem_channels=8", "net.stage_channels=8,16,16"]
+TINY_RUN = TINY_NET + ["batch_size=8", "crop_size=64", "crop_count=4", "lr=0.003", "warmup_steps=3", "threads=1",
+                       "patience=100"]
+
+
+def photo_like(seed: int, height: int, width: int) -> np.ndarray:
+    """Textured uint8 RGB with faint sensor noise: what the synthetic "good" class looks like."""
+    clean = to_float(textured_image(seed, height, width))
+    return from_float(ops.gaussian_noise(clean, mean=0.0, sigma=0.004, seed=seed), np.uint8)
+
+
+def degrade_to(pixels: np.ndarray, label: str, seed: int) -> np.ndarray:
+    """Clearly separated synthetic classes: medium = mild blur + noise, poor = heavy blur, noise, JPEG 20."""
+    x = to_float(pixels)
+    if label == "medium":
+        x = ops.gaussian_noise(ops.gaussian_blur(x, kernel_size=7, sigma=1.2), mean=0.0, sigma=0.02, seed=seed)
+    elif label == "poor":
+        x = ops.gaussian_noise(ops.gaussian_blur(x, kernel_size=13, sigma=3.0), mean=0.0, sigma=0.08, seed=seed)
+        x = ops.jpeg(x, quality=20)
+    return from_float(x, np.uint8)
+
+
+def make_labelled_set(root: Path) -> Path:
+    """``root/{train,val}/{poor,medium,good}/*.png``: 8 and 3 images per class."""
+    for split, count, offset in (("train", 8, 0), ("val", 3, 100)):
+        for label in CLASSES:
+            for index in range(count):
+                pixels = degrade_to(photo_like(offset + index, 128, 128), label, offset + index)
+                write_image(root / split / label / f"{index}.png", Image(pixels=pixels))
+    return root
+
+
+def tiny_config(data: Path, out: Path, *extra: str) -> QualityTrainConfig:
+    overrides = TINY_RUN + [f"train_data={data / 'train'}", f"val_data={data / 'val'}", f"out_dir={out}", *extra]
+    return apply_overrides(QualityTrainConfig(), overrides)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_labelled_set(tmp_path_factory.mktemp("labelled"))
+
+
+@pytest.fixture(scope="module")
+def trained(labelled: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run")
+    summary = train_quality(tiny_config(labelled, out, "epochs=10", "samples_per_epoch=160"), progress=False)
+    return out, summary
+
+
+# ---------------------------------------------------------------------------------------- network
+def test_net_forward_backward_any_size_every_parameter_learns():
+    torch.manual_seed(0)
+    model = QualityNet(stem_channels=4, stage_channels=(4, 8))
+    images = torch.rand(2, 3, 37, 53, requires_grad=True)
+    logits = model(images)
+    assert logits.shape == (2, len(CLASSES)) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    # Fine detail is seen at full resolution: the first convolution has stride 1 on raw pixels.
+    first = model.features[0]
+    assert isinstance(first, torch.nn.Conv2d) and first.stride == (1, 1) and first.in_channels == 3
+    with pytest.raises(ValueError):
+        model(torch.rand(3, 32, 32))
+
+
+def test_crop_boxes_span_the_whole_image_at_native_resolution():
+    boxes = crop_boxes(1000, 3000, crop_size=224, count=8)
+    assert len(boxes) == 8 and len(set(boxes)) == 8
+    tops, lefts = [t for t, _ in boxes], [left for _, left in boxes]
+    assert min(tops) == 0 and max(tops) + 224 == 1000 and min(lefts) == 0 and max(lefts) + 224 == 3000
+    image = np.random.default_rng(0).random((300, 500, 3), dtype=np.float32)
+    stack = crop_stack(image, crop_size=64, count=6)
+    for crop, (top, left) in zip(stack, crop_boxes(300, 500, crop_size=64, count=6)):
+        assert torch.equal(crop, torch.from_numpy(image[top : top + 64, left : left + 64].transpose(2, 0, 1).copy()))
+    small = crop_stack(image[:40, :50], crop_size=64, count=4)  # padded, never resized
+    assert small.shape == (1, 3, 64, 64) and torch.equal(small[0, :, :40, :50], torch.from_numpy(image[:40, :50].transpose(2, 0, 1).copy()))
+
+
+def test_expected_score_orders_classes():
+    assert expected_score(torch.tensor([1.0, 0.0, 0.0])) == 0.0
+    assert expected_score(torch.tensor([0.0, 1.0, 0.0])) == 0.5
+    assert expected_score(torch.tensor([0.0, 0.0, 1.0])) == 1.0
+    assert expected_score(torch.tensor([0.2, 0.3, 0.5])) == pytest.approx(0.65)
+
+
+def test_half_blurred_image_shifts_probabilities_by_half(trained):
+    out, _ = trained
+    model = QualityModel(out / "quality.safetensors")
+    sharp = to_float(photo_like(500, 128, 256))
+    blurred = to_float(degrade_to(photo_like(500, 128, 256), "poor", 500))
+    half = np.concatenate([blurred[:, :128], sharp[:, 128:]], axis=1)
+    p_sharp, p_blurred, p_half = (model.probabilities(x) for x in (sharp, blurred, half))
+    assert p_blurred[0] > p_sharp[0] + 0.3, (p_sharp, p_blurred)  # the classifier sees the damage
+    # 4 crops of 64 px over 128×256: two in each half, so the pooled result is the average of halves.
+    left_only = pooled_probabilities(model.model, crop_stack(np.ascontiguousarray(blurred[:, :128]), crop_size=64, count=2))
+    right_only = pooled_probabilities(model.model, crop_stack(np.ascontiguousarray(sharp[:, 128:]), crop_size=64, count=2))
+    assert torch.allclose(p_half, (left_only + right_only) / 2, atol=1e-5)
+    assert p_sharp[0] < p_half[0] < p_blurred[0]
+
+
+# ------------------------------------------------------------------------------ class definitions
+def test_class_plans_follow_the_documented_severities():
+    untouched = 0
+    for seed in range(150):
+        for label in CLASSES:
+            plan = sample_class_plan(label, seed)
+            assert plan == sample_class_plan(label, seed)  # replayable
+            assert len(plan.ops) <= {"good": 2, "medium": 2, "poor": 3}[label]
+            severity = plan_severity(plan)
+            for op in plan.ops:
+                match label, op:
+                    case "good", Jpeg(quality=q):
+                        assert 90 <= q <= 100
+                    case "good", GaussianNoise(sigma=s):
+                        assert 0.001 <= s <= 0.004
+                    case "medium", GaussianBlur(sigma=s):
+                        assert 0.8 <= s <= 1.5
+                    case "medium", MotionBlur(length=length):
+                        assert 2 <= length <= 4
+                    case "medium", Resample(scale=scale):
+                        assert 1.5 <= scale <= 2.0
+                    case "medium", GaussianNoise(sigma=s):
+                        assert 0.01 <= s <= 0.03
+                    case "medium", Jpeg(quality=q):
+                        assert 50 <= q <= 75
+                    case "poor", GaussianBlur(sigma=s):
+                        assert s >= 2.5
+                    case "poor", MotionBlur(length=length):
+                        assert length >= 8
+                    case "poor", Resample(scale=scale):
+                        assert scale >= 3.0
+                    case "poor", GaussianNoise(sigma=s):
+                        assert s >= 0.06
+                    case "poor", Jpeg(quality=q):
+                        assert q <= 30
+                    case _:
+                        pytest.fail(f"{label} drew an undocumented op {op}")
+            if label == "good":
+                untouched += not plan.ops
+                assert severity <= 0.22
+            elif label == "medium":
+                assert 0.1 <= severity <= 1.5 and plan.ops
+            else:
+                assert severity >= 1.0
+    assert 30 <= untouched <= 70  # about a third of good samples are untouched
+
+
+def test_labeller_writes_classes_with_severities_and_resumes(tmp_path):
+    clean = tmp_path / "clean"
+    for index in range(2):
+        write_image(clean / "sub" / f"photo{index}.png", Image(pixels=photo_like(index, 200, 240)))
+    (clean / "notes.txt").write_text("not an image")
+    counts = label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=64, seed=3, jobs=1, progress=False)
+    assert counts == {"photos": 2, "samples": 12, "skipped": 0, "failed": 0}
+    for label in CLASSES:
+        assert sorted(p.name for p in (tmp_path / "out" / label).iterdir()) == [
+            f"sub__photo{i}__c{k:03d}.png" for i in range(2) for k in range(2)
+        ]
+    rows = list(csv.DictReader(open(tmp_path / "out/labels.csv")))
+    assert len(rows) == 12
+    severity = {label: [float(r["severity"]) for r in rows if r["label"] == label] for label in CLASSES}
+    assert max(severity["good"]) < min(severity["medium"]) and max(severity["medium"]) < 1.5 and min(severity["poor"]) >= 1.0
+    for row in rows:
+        assert row["source"] in ("sub/photo0.png", "sub/photo1.png") and (tmp_path / "out" / row["path"]).is_file()
+        assert row["label"] == "good" or json.loads(row["plan"])  # degraded classes record their plan
+    items = load_labels(tmp_path / "out")
+    assert len(items) == 12 and {CLASSES[i.label] for i in items} == set(CLASSES)
+    assert all(i.severity is not None for i in items)
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")}
+    again = label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=64, seed=3, jobs=1, progress=False)
+    assert again == {"photos": 2, "samples": 0, "skipped": 2, "failed": 0}
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")} == before
+
+
+def test_load_labels_from_csv_and_errors(tmp_path, labelled):
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"path,label\n{labelled / 'train/poor/0.png'},poor\n{labelled / 'train/good/1.png'},GOOD\n")
+    assert [(i.path.name, i.label) for i in load_labels(listing)] == [("0.png", 0), ("1.png", 2)]
+    listing.write_text(f"{labelled / 'train/poor/0.png'},awful\n")
+    with pytest.raises(ValueError, match="awful"):
+        load_labels(listing)
+    with pytest.raises(FileNotFoundError):
+        load_labels(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------------------- training
+def test_training_learns_the_classes(trained):
+    out, summary = trained
+    curve = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    assert len(curve) == 10 and summary["epoch"] == 10
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"] - 0.2
+    assert summary["best_val_accuracy"] >= 0.66  # chance is 1/3
+    confusion = np.array(summary["best_confusion"])
+    assert confusion.shape == (3, 3) and confusion.sum() == 9 and np.trace(confusion) == round(9 * summary["best_val_accuracy"])
+    model, metadata = load_quality_model(out / "quality.safetensors")
+    assert metadata["arch"] == "quality" and json.loads(metadata["classes"]) == list(CLASSES)
+    assert metadata["crop_size"] == "64" and json.loads(metadata["config"])["stage_channels"] == [8, 16, 16]
+    assert float(metadata["val_accuracy"]) == pytest.approx(summary["best_val_accuracy"], abs=1e-4)
+    assert json.loads((out / "config.json").read_text())["epochs"] == 10
+
+
+def test_resume_reproduces_uninterrupted_run(labelled, tmp_path):
+    common = ["epochs=3", "samples_per_epoch=24"]
+    straight = train_quality(tiny_config(labelled, tmp_path / "a", *common), progress=False)
+    first = train_quality(tiny_config(labelled, tmp_path / "b", *common, "stop_after=1"), progress=False)
+    assert first["interrupted"] and first["epoch"] == 1
+    second = train_quality(tiny_config(labelled, tmp_path / "b", *common), resume=True, progress=False)
+    assert second["epoch"] == 3 and not straight["interrupted"]
+    a = torch.load(tmp_path / "a/checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [json.loads(x)["val_loss"] for x in open(tmp_path / "a/metrics.jsonl")] == [
+        json.loads(x)["val_loss"] for x in open(tmp_path / "b/metrics.jsonl")
+    ]
+
+
+def test_early_stopping(labelled, tmp_path):
+    summary = train_quality(tiny_config(labelled, tmp_path, "epochs=20", "samples_per_epoch=8", "patience=1", "lr=1e-9"),
+                            progress=False)
+    assert summary["stopped_early"] and summary["epoch"] < 20
+
+
+# ------------------------------------------------------------------------------------ model files
+def test_model_file_errors(tmp_path, monkeypatch):
+    import vidrestore.quality as quality
+
+    monkeypatch.setattr(quality, "default_quality_model_path", lambda: tmp_path / "quality-v1.safetensors")
+    with pytest.raises(ModelError, match="train one .* or pass --model"):
+        load_quality_model()
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"), metadata={"arch": "unet"})
+    with pytest.raises(ModelError, match="not a vidrestore quality model"):
+        load_quality_model(tmp_path / "other.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelError, match="not a readable"):
+        load_quality_model(tmp_path / "junk.safetensors")
+    model = QualityNet(stem_channels=4, stage_channels=(4,))
+    save_quality_model(tmp_path / "q.safetensors", model, {"stem_channels": 4, "stage_channels": [4]})
+    loaded, _ = load_quality_model(tmp_path / "q.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+# -------------------------------------------------------------------------------------------- CLI
+def _write_video(path: Path, frames: list[np.ndarray]) -> None:
+    from vidrestore.io import VideoWriter
+
+    with VideoWriter(path, width=frames[0].shape[1], height=frames[0].shape[0], fps=Fraction(25), codec="ffv1") as writer:
+        for frame in frames:
+            writer.write(frame)
+
+
+def test_predict_cli_formats(trained, tmp_path, capsys):
+    out, _ = trained
+    model = str(out / "quality.safetensors")
+    media = tmp_path / "media"
+    write_image(media / "good.png", Image(pixels=photo_like(900, 128, 160)))
+    write_image(media / "poor.png", Image(pixels=degrade_to(photo_like(901, 128, 160), "poor", 901)))
+    _write_video(media / "clip.mkv", [photo_like(902 + i, 96, 128) for i in range(12)])
+    (media / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+
+    assert main(["quality", "predict", str(media), "--model", model, "--format", "csv", "--frames", "3"]) == 1
+    captured = capsys.readouterr()
+    rows = list(csv.DictReader(captured.out.splitlines()))
+    assert [Path(r["path"]).name for r in rows] == ["clip.mkv", "good.png", "poor.png"]
+    for row in rows:
+        p = [float(row[k]) for k in ("p_poor", "p_medium", "p_good")]
+        assert sum(p) == pytest.approx(1.0, abs=1e-4) and row["class"] == CLASSES[int(np.argmax(p))]
+        assert float(row["score"]) == pytest.approx(expected_score(torch.tensor(p)), abs=1e-4)
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert float(by_name["good.png"]["score"]) > float(by_name["poor.png"]["score"])
+    assert "broken.png" in captured.err and "failed" in captured.err
+
+    assert main(["quality", "predict", str(media / "good.png"), str(media / "poor.png"), "--model", model, "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["path"]).name for r in records] == ["good.png", "poor.png"]
+    assert set(records[0]) == {"path", "class", "p_poor", "p_medium", "p_good", "score"}
+    assert records[0]["p_good"] == pytest.approx(float(by_name["good.png"]["p_good"]), abs=1e-5)
+
+    assert main(["quality", "predict", str(media / "good.png"), "--model", model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["class", "p_poor", "p_medium", "p_good", "score", "path"]
+    fields = lines[1].split()
+    assert fields[0] == by_name["good.png"]["class"] and fields[-1].endswith("good.png") and len(lines) == 2
+
+
+def test_cli_label_and_train_end_to_end(labelled, tmp_path, capsys):
+    clean = tmp_path / "clean"
+    write_image(clean / "a.png", Image(pixels=photo_like(7, 160, 160)))
+    assert main(["quality", "label", str(clean), str(tmp_path / "set"), "--crops-per-image", "2", "--crop-size", "64",
+                 "--jobs", "1"]) == 0
+    assert "6 samples written" in capsys.readouterr().out
+    args = ["quality", "train", "--train-data", str(labelled / "train"), "--val-data", str(tmp_path / "set"),
+            "--out", str(tmp_path / "run"), "--epochs", "1"] + [a for item in TINY_RUN for a in ("--set", item)]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epoch"] == 1 and Path(summary["model"]).is_file()
+    assert main(["quality", "train", "--out", str(tmp_path / "run"), "--set", "no_such_key=1"]) == 2
+    assert "unknown config key" in capsys.readouterr().err
+
+
+def test_video_frames_are_evenly_spaced_with_or_without_a_frame_count(tmp_path, monkeypatch):
+    import vidrestore.io as media
+    from vidrestore.quality import sample_video_frames
+
+    frames = [np.full((32, 48, 3), 10 * i, dtype=np.uint8) for i in range(12)]  # frame i holds value 10·i
+    _write_video(tmp_path / "clip.mkv", frames)
+
+    def indices(count: int) -> list[int]:
+        return [round(float(f.mean()) * 255 / 10) for f in sample_video_frames(tmp_path / "clip.mkv", count)]
+
+    assert indices(4) == [0, 4, 7, 11]
+    assert indices(1) == [0] and indices(50) == list(range(12))
+    real_probe = media.probe
+    monkeypatch.setattr(media, "probe", lambda path: dataclasses.replace(real_probe(path), frame_count=0))
+    assert indices(3) == [0, 4, 8]  # unknown length: every 2^k-th frame, bounded memory
