@@ -108,8 +108,8 @@ def test_ddp_two_cpu_processes_agree(image_folder, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert len(summaries) == 2, result.stdout
-    assert all(s["world_size"] == 2 and s["replicas_agree"] and s["step"] == 4 for s in summaries)
+    assert len(summaries) == 1, result.stdout  # rank 0 reports; replicas_agree is an all-gather over both
+    assert summaries[0]["world_size"] == 2 and summaries[0]["replicas_agree"] and summaries[0]["step"] == 4
     assert (out / "best.safetensors").is_file()
 
 

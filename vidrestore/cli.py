@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -78,7 +79,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = [f"{k}={v}" for k, v in shorthand.items() if v is not None] + (args.set or [])
     config = apply_overrides(config, overrides)
     summary = train(config, resume=args.resume)
-    print(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":  # one summary per run, also under torchrun
+        print(json.dumps(summary))
     return 130 if summary["interrupted"] else 0
 
 

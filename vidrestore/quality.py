@@ -66,8 +66,8 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from vidrestore.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_rgb_float
@@ -441,7 +441,7 @@ def load_quality_model(path: str | Path | None = None) -> tuple[QualityNet, dict
     """Build the :class:`QualityNet` a safetensors file describes; ``None`` = the shipped model.
 
     Returns ``(model in eval mode on CPU, metadata)``; raises :class:`ModelError` with a way out."""
-    from vidrestore.weights import clean_state_dict
+    from vidrestore.weights import read_safetensors
 
     if path is None:
         path = default_quality_model_path()
@@ -451,14 +451,7 @@ def load_quality_model(path: str | Path | None = None) -> tuple[QualityNet, dict
                 f"train --out runs/quality, and copy runs/quality/quality.safetensors there) or pass --model FILE"
             )
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: quality model file not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from exc
+    state, metadata = read_safetensors(path)
     if metadata.get("arch") != _ARCH:
         raise ModelError(f"{path}: not a vidrestore quality model (metadata arch={metadata.get('arch')!r})")
     if json.loads(metadata.get("classes", "[]")) != list(CLASSES):
@@ -466,7 +459,7 @@ def load_quality_model(path: str | Path | None = None) -> tuple[QualityNet, dict
     try:
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(metadata["config"]).items()}
         model = QualityNet(**config)
-        model.load_state_dict(clean_state_dict(state), strict=True)
+        model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: weights do not match the network ({exc})") from exc
     return model.eval(), metadata

@@ -143,26 +143,34 @@ def restore_frames(
 
 
 def _threaded(iterable: Iterable[Any], depth: int) -> Iterator[Any]:
-    """Run ``iterable`` on a thread, handing items over through a bounded queue."""
+    """Run ``iterable`` on a thread, handing items over through a bounded queue.
+
+    Closing the generator (or an exception in the consumer) stops the thread and *joins* it
+    before returning, so the caller may then close what the thread was reading (a PyAV
+    container closed under a decoding thread crashes the process).
+    """
     items: queue.Queue[Any] = queue.Queue(maxsize=depth)
     failure: list[BaseException] = []
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def pump() -> None:
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
         except BaseException as exc:  # re-raised in the consumer
             failure.append(exc)
         finally:
-            items.put(_END)
+            put(_END)
 
     thread = threading.Thread(target=pump, daemon=True, name="vidrestore-decode")
     thread.start()
@@ -173,7 +181,7 @@ def _threaded(iterable: Iterable[Any], depth: int) -> Iterator[Any]:
             raise failure[0]
     finally:
         stop.set()
-        thread.join(timeout=5)
+        thread.join()
 
 
 def restore_video(
@@ -203,10 +211,13 @@ def restore_video(
     started = time.perf_counter()
     with VideoReader(source) as reader:
         frames = _threaded(reader, depth=2 * batch_size)
-        restored = restore_frames(frames, restorer, temporal=config, batch_size=batch_size, report=report)
-        bar = tqdm(restored, total=info.frame_count or None, desc=Path(source).name, unit="frame",
-                   disable=not progress, dynamic_ncols=True)
-        write_video(target, bar, info, **options)
+        try:
+            restored = restore_frames(frames, restorer, temporal=config, batch_size=batch_size, report=report)
+            bar = tqdm(restored, total=info.frame_count or None, desc=Path(source).name, unit="frame",
+                       disable=not progress, dynamic_ncols=True)
+            write_video(target, bar, info, **options)
+        finally:
+            frames.close()  # stop and join the decode thread before the reader closes
     report.seconds = time.perf_counter() - started
     if report.spikes:
         log.warning("%s: temporal error spiked at %d frames: %s", source, len(report.spikes), report.spikes[:20])

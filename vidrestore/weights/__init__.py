@@ -22,7 +22,7 @@ from safetensors import safe_open
 from vidrestore.errors import ModelError
 from vidrestore.nets.unet import UNet
 
-__all__ = ["DEFAULT_MODEL", "default_model_path", "save_generator", "load_generator", "clean_state_dict"]
+__all__ = ["DEFAULT_MODEL", "default_model_path", "save_generator", "load_generator", "read_safetensors", "clean_state_dict"]
 
 DEFAULT_MODEL = "vidrestore-unet-v1.safetensors"
 
@@ -69,13 +69,10 @@ def save_generator(
         raise
 
 
-def load_generator(path: str | Path | None = None) -> tuple[UNet, dict[str, str]]:
-    """Build the UNet a safetensors file describes and load it. ``None`` = shipped default.
-
-    Returns ``(model in eval mode on CPU, metadata)``. Raises :class:`ModelError` with the path
-    for a missing, non-safetensors or mismatched file.
-    """
-    path = Path(path) if path is not None else default_model_path()
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors with module./_orig_mod. prefixes stripped, metadata)`` of a safetensors file;
+    :class:`ModelError` naming the path when it is missing or unreadable. Never unpickles."""
+    path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     try:
@@ -84,13 +81,24 @@ def load_generator(path: str | Path | None = None) -> tuple[UNet, dict[str, str]
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable safetensors file ({exc})") from exc
+    return clean_state_dict(state), metadata
+
+
+def load_generator(path: str | Path | None = None) -> tuple[UNet, dict[str, str]]:
+    """Build the UNet a safetensors file describes and load it. ``None`` = shipped default.
+
+    Returns ``(model in eval mode on CPU, metadata)``. Raises :class:`ModelError` with the path
+    for a missing, non-safetensors or mismatched file.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    state, metadata = read_safetensors(path)
     if metadata.get("arch") != "unet":
         raise ModelError(f"{path}: not a vidrestore generator (metadata arch={metadata.get('arch')!r})")
     try:
         config = json.loads(metadata["config"])
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
         model = UNet(**config)
-        model.load_state_dict({k: v.float() for k, v in clean_state_dict(state).items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: weights do not match the network ({exc})") from exc
     return model.eval(), metadata
