@@ -37,6 +37,7 @@ def h264(frames: Sequence[np.ndarray], *, crf: int, preset: str = "veryfast", ke
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(int(crf)), "preset": preset, "threads": "1", "g": str(keyint)}
         stream.codec_context.thread_count = 1
+        stream.thread_type = "NONE"
         for frame in frames:
             u8 = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
             if pad_h or pad_w:
@@ -48,7 +49,10 @@ def h264(frames: Sequence[np.ndarray], *, crf: int, preset: str = "veryfast", ke
     buf.seek(0)
     out: list[np.ndarray] = []
     with av.open(buf, "r") as container:
-        for frame in container.decode(video=0):
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"  # single-threaded decode, like the encode: same bytes every time
+        stream.codec_context.thread_count = 1
+        for frame in container.decode(stream):
             rgb = frame.to_ndarray(format="rgb24")[:h, :w]
             out.append(rgb.astype(np.float32) * np.float32(1.0 / 255.0))
     if len(out) != len(frames):
