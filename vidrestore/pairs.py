@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidrestore.io.listing import VIDEO_EXTENSIONS, list_media
+from vidrestore.parallel import pool_map
 from vidrestore.degrade import DegradeConfig, Plan, apply_op, apply_plan, sample_plan
 from vidrestore.degrade.sample import H264, TemporalNoise
 from vidrestore.degrade.video_ops import noise_sigmas
@@ -182,21 +182,6 @@ def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def _run_all(tasks: list[PairTask], jobs: int) -> Iterator[dict[str, Any]]:
-    if jobs <= 1 or len(tasks) <= 1:
-        yield from map(run_task, tasks)
-        return
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(jobs, initializer=_worker_init) as pool:
-        yield from pool.imap_unordered(run_task, tasks, chunksize=1)
-
-
 def write_pairs(
     in_path: str | Path,
     out_dir: str | Path,
@@ -222,7 +207,7 @@ def write_pairs(
     jobs = jobs or os.cpu_count() or 1
     with open(manifest_path, "a") as manifest, tqdm(total=len(tasks), initial=counts["skipped"],
                                                      disable=not progress, desc="degrade", unit="file") as bar:
-        for record in _run_all(pending, jobs):
+        for record in pool_map(run_task, pending, jobs):
             manifest.write(json.dumps(record) + "\n")
             manifest.flush()
             if "error" in record:

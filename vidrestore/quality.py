@@ -88,6 +88,7 @@ from vidrestore.degrade.sample import (
     SaltAndPepper,
 )
 from vidrestore.errors import ModelError, VidrestoreError
+from vidrestore.parallel import pool_map
 from vidrestore.nets.quality import CLASSES, QualityNet, crop_stack, expected_score, pooled_probabilities
 
 __all__ = [
@@ -344,22 +345,9 @@ def _rewrite_csv(path: Path, rows: Sequence[dict[str, str]], fields: Sequence[st
         writer.writerows(rows)
 
 
-def _single_thread_worker() -> None:
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def _pool_map(function, tasks: list, jobs: int) -> Iterator:
-    """``imap_unordered`` over ``jobs`` single-threaded forkserver workers (a forked child can
-    inherit a held OpenCV/OpenMP lock), or a plain loop for one job."""
-    if jobs <= 1 or len(tasks) <= 1:
-        yield from map(function, tasks)
-        return
-    context = multiprocessing.get_context("forkserver")
     # The fork server imports torch and vidrestore once; each worker forks from it ready to run.
-    context.set_forkserver_preload(["vidrestore.curate", "vidrestore.quality"])
-    with context.Pool(jobs, initializer=_single_thread_worker) as pool:
-        yield from pool.imap_unordered(function, tasks, chunksize=1)
+    return pool_map(function, tasks, jobs, preload=("vidrestore.curate", "vidrestore.quality"))
 
 
 def label_folder(
