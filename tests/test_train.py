@@ -60,6 +60,28 @@ def test_resume_reproduces_uninterrupted_run(image_folder, tmp_path):
     assert curve[0]["kind"] == "degraded_input" and any(r["kind"] == "ema" for r in curve)
 
 
+def test_l1_warmup_phase_then_adversarial_resumes_exactly(image_folder, tmp_path):
+    """g_pretrain (L1 only, D untouched) → d_pretrain → adversarial; a stop inside the warm-up resumes exactly."""
+    common = ["g_pretrain_steps=3", "steps=2", "d_pretrain_steps=1", "val_every=100", "checkpoint_every=100"]
+    straight = train(tiny_config(image_folder, tmp_path / "a", *common))
+    assert straight["step"] == 6
+    first = train(tiny_config(image_folder, tmp_path / "b", *common, "stop_after=2"))
+    assert first["step"] == 2
+    state = torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)
+    assert not state["opt_d"]["state"], "the discriminator must not train during the L1 warm-up"
+    assert state["opt_g"]["state"], "the generator trains during the L1 warm-up"
+    train(tiny_config(image_folder, tmp_path / "b", *common), resume=True)
+    a, b = torch.load(tmp_path / "a/checkpoint.pt", weights_only=True), torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)
+    for part in ("generator", "discriminator", "ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs after resume"
+    curve = [json.loads(line) for line in open(tmp_path / "a/metrics.jsonl")]
+    kinds = [r["kind"] for r in curve]
+    assert kinds == ["degraded_input", "ema_l1", "ema"], kinds
+    assert [r["step"] for r in curve[1:]] == [3, 6]
+    assert (tmp_path / "a/pretrain.safetensors").is_file() and (tmp_path / "a/best.safetensors").is_file()
+
+
 def test_training_reduces_l1(image_folder, tmp_path):
     """A real (tiny) run learns: validation PSNR of the EMA generator beats the degraded input."""
     config = tiny_config(image_folder, tmp_path, "steps=150", "d_pretrain_steps=2", "val_every=150", "lr_g=3e-3",

@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     steps: int = 20_000  # generator steps in the adversarial phase
     stop_after: int = 0  # stop (checkpointed, resumable) once this global step is reached; 0 = run to the end
+    g_pretrain_steps: int = 0  # L1-only generator steps first (no discriminator: the PSNR warm-up of ESRGAN)
     d_pretrain_steps: int = 200  # discriminator-only steps before the adversarial phase
     batch_size: int = 16  # per process
     patch_size: int = 128

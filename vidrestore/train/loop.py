@@ -156,7 +156,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     ema = EMA(generator, config.ema_decay)
     opt_g = torch.optim.AdamW(generator.parameters(), lr=config.lr_g, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.lr_d, betas=(0.5, 0.999))
-    total = config.d_pretrain_steps + config.steps
+    total = config.g_pretrain_steps + config.d_pretrain_steps + config.steps
     step, best_psnr, elapsed_before = 0, -math.inf, 0.0
     if resume:
         if not checkpoint_path.is_file():
@@ -239,26 +239,41 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         for degraded, clean in loader:
             degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             clean = clean.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            adversarial = step >= config.d_pretrain_steps
+            phase = _phase(step, config)
+            adversarial = phase == "adversarial"
+            # One cosine schedule over the generator's steps (L1 warm-up, then adversarial).
+            g_step = step if phase == "g_pretrain" else step - config.d_pretrain_steps
             for group in opt_g.param_groups:
                 group["lr"] = lr_at(
-                    step - config.d_pretrain_steps,
-                    total=config.steps,
+                    g_step,
+                    total=config.g_pretrain_steps + config.steps,
                     base=config.lr_g,
                     warmup=config.warmup_steps,
                     min_ratio=config.lr_min_ratio,
                 )
 
-            # D step: real vs detached fake (G runs without a graph while D pretrains).
-            with autocast(device, dtype), torch.set_grad_enabled(adversarial):
-                fake = g_model(degraded)
-            with autocast(device, dtype):
-                d_loss = losses.gan_d_loss(d_model(clean, degraded), d_model(fake.detach(), degraded))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            torch.nn.utils.clip_grad_norm_(discriminator.parameters(), config.grad_clip)
-            opt_d.step()
-            last = {"d_loss": d_loss.item()}
+            if phase == "g_pretrain":
+                # L1 only, no discriminator.
+                with autocast(device, dtype):
+                    l1_value = losses.l1(g_model(degraded), clean)
+                    g_loss = config.k1 * l1_value
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
+                opt_g.step()
+                ema.update(generator, g_step)
+                last = {"l1": l1_value.item()}
+            else:
+                # D step: real vs detached fake (G runs without a graph while D pretrains).
+                with autocast(device, dtype), torch.set_grad_enabled(adversarial):
+                    fake = g_model(degraded)
+                with autocast(device, dtype):
+                    d_loss = losses.gan_d_loss(d_model(clean, degraded), d_model(fake.detach(), degraded))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), config.grad_clip)
+                opt_d.step()
+                last = {"d_loss": d_loss.item()}
 
             # G step: D frozen, joint loss.
             if adversarial:
@@ -272,7 +287,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 discriminator.requires_grad_(True)
                 torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
                 opt_g.step()
-                ema.update(generator, step - config.d_pretrain_steps)
+                ema.update(generator, g_step)
                 last.update(l1=l1_value.item(), gan=gan_value.item(), g_loss=g_loss.item())
             if not all(math.isfinite(v) for v in last.values()):
                 raise TrainingError(
@@ -287,16 +302,22 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 for key, value in last.items():
                     writer and writer.add_scalar(f"train/{key}", value, step)
                 writer and writer.add_scalar("train/lr_g", opt_g.param_groups[0]["lr"], step)
-            if main and adversarial and (step % config.val_every == 0 or step == total):
+            validate = step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
+            if main and phase != "d_pretrain" and validate:
                 val_psnr, val_ssim = _evaluate(ema.model, val_degraded, val_clean, device, dtype)
-                record = {"step": step, "kind": "ema", "psnr": val_psnr, "ssim": val_ssim,
+                kind = "ema" if adversarial else "ema_l1"
+                record = {"step": step, "kind": kind, "psnr": val_psnr, "ssim": val_ssim,
                           "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1), **last}
                 _append_metrics(out_dir, record)
                 if writer:
                     writer.add_scalar("val/psnr", val_psnr, step)
                     writer.add_scalar("val/ssim", val_ssim, step)
-                tqdm.write(f"step {step}: val PSNR {val_psnr:.2f} dB  SSIM {val_ssim:.4f}")
-                if val_psnr > best_psnr:
+                tqdm.write(f"step {step} ({phase}): val PSNR {val_psnr:.2f} dB  SSIM {val_ssim:.4f}")
+                if step == config.g_pretrain_steps:
+                    save_generator(out_dir / "pretrain.safetensors", ema.model, _generator_config(config),
+                                   {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"})
+                # The shipped model is the joint-loss one: best is tracked in the adversarial phase.
+                if adversarial and val_psnr > best_psnr:
                     best_psnr = val_psnr
                     save_generator(
                         out_dir / "best.safetensors", ema.model, _generator_config(config),
@@ -327,6 +348,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         distributed.teardown(dist_info)
     return {"step": step, "best_psnr": best_psnr, "interrupted": stop["now"], "out_dir": str(out_dir),
             "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _phase(step: int, config: TrainConfig) -> str:
+    """``g_pretrain`` (L1 only), then ``d_pretrain`` (D only), then ``adversarial`` (joint loss)."""
+    if step < config.g_pretrain_steps:
+        return "g_pretrain"
+    if step < config.g_pretrain_steps + config.d_pretrain_steps:
+        return "d_pretrain"
+    return "adversarial"
 
 
 def _worker_init(worker_id: int) -> None:  # noqa: ARG001
