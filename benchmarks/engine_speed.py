@@ -15,30 +15,12 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from vidrestore.bench.measure import flops_per_megapixel, matmul_peak
 from vidrestore.engine import Restorer
 from vidrestore.nets.unet import UNet
 from vidrestore.train.config import GeneratorConfig
 from vidrestore.weights import default_model_path
-
-
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
-
-
-def flops_per_megapixel(model: torch.nn.Module) -> float:
-    x = torch.rand(1, 3, 256, 256)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    return counter.get_total_flops() / (256 * 256) * 1e6
 
 
 def main() -> None:

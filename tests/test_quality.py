@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from vidrestore.degrade import ops
 from vidrestore.degrade.sample import GaussianBlur, GaussianNoise, Jpeg, MotionBlur, Resample
 from vidrestore.errors import ModelError
 from vidrestore.io import Image, from_float, to_float, write_image
-from vidrestore.nets.quality import CLASSES, QualityNet, crop_boxes, crop_stack, expected_score, pooled_probabilities
+from vidrestore.nets.quality import CLASSES, QualityNet, crop_boxes, crop_stack, expected_score, log_bands, pooled_probabilities
 from vidrestore.quality import (
     QualityModel,
     QualityTrainConfig,
@@ -37,7 +38,7 @@ from vidrestore.quality import (
 )
 from vidrestore.train.config import apply_overrides
 
-TINY_NET = ["net.stem_channels=8", "net.stage_channels=8,16,16"]
+TINY_NET = ["net.stage_channels=8,16,16"]
 TINY_RUN = TINY_NET + ["batch_size=8", "crop_size=64", "crop_count=4", "lr=0.003", "warmup_steps=3", "threads=1",
                        "patience=100"]
 
@@ -89,16 +90,22 @@ def trained(labelled: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 # ---------------------------------------------------------------------------------------- network
 def test_net_forward_backward_any_size_every_parameter_learns():
     torch.manual_seed(0)
-    model = QualityNet(stem_channels=4, stage_channels=(4, 8))
+    model = QualityNet(stage_channels=(4, 8))
     images = torch.rand(2, 3, 37, 53, requires_grad=True)
     logits = model(images)
     assert logits.shape == (2, len(CLASSES)) and torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
-    # Fine detail is seen at full resolution: the first convolution has stride 1 on raw pixels.
+    # Fine detail is seen at full resolution: the finest log band is |x - G_0.7 x| of the input pixels.
     first = model.features[0]
-    assert isinstance(first, torch.nn.Conv2d) and first.stride == (1, 1) and first.in_channels == 3
+    assert isinstance(first, torch.nn.Conv2d) and first.in_channels == 3 * len(model.sigmas)
+    image = torch.rand(1, 3, 24, 24)
+    bands = log_bands(image, model.sigmas, model.floor)
+    assert bands.shape == (1, 3 * len(model.sigmas), 24, 24)
+    flat = log_bands(torch.full((1, 3, 24, 24), 0.5), model.sigmas, model.floor)
+    assert torch.allclose(flat, torch.full_like(flat, math.log(model.floor)), atol=1e-4)  # no detail: the floor
+    assert bands[:, :3].mean() > flat[:, :3].mean() + 3.0  # white noise lives in the finest band
     with pytest.raises(ValueError):
         model(torch.rand(3, 32, 32))
 
@@ -276,8 +283,8 @@ def test_model_file_errors(tmp_path, monkeypatch):
     (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelError, match="not a readable"):
         load_quality_model(tmp_path / "junk.safetensors")
-    model = QualityNet(stem_channels=4, stage_channels=(4,))
-    save_quality_model(tmp_path / "q.safetensors", model, {"stem_channels": 4, "stage_channels": [4]})
+    model = QualityNet(stage_channels=(4,))
+    save_quality_model(tmp_path / "q.safetensors", model, {"stage_channels": [4]})
     loaded, _ = load_quality_model(tmp_path / "q.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 

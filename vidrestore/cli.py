@@ -6,6 +6,7 @@
     vidrestore restore INPUT... -o OUT     restore images and videos (files, globs, folders)
     vidrestore quality label|train|predict make a labelled set, train, or run the quality classifier
     vidrestore curate IN_DIR OUT_DIR       keep large, content-rich, good-quality images (+ manifest)
+    vidrestore bench [--quick]             public benchmark report: quality and speed vs baselines
     vidrestore info                        versions, device, default model
 
 Errors vidrestore raises on purpose are printed as one line (no traceback) with exit code 2.
@@ -17,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -167,6 +169,34 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    """``WxH`` → ``(W, H)``, for argparse."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x180, got {text!r}")
+    return int(width), int(height)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from vidrestore.bench import BenchConfig, run_bench, summary, write_report
+
+    engine = {"device": args.device, "precision": args.precision, "tile": args.tile,
+              "tile_overlap": args.tile_overlap, "batch_size": args.batch_size}
+    config = BenchConfig.quick() if args.quick else BenchConfig()
+    width, height = args.clip_size or (None, None)
+    overrides = {"photos": args.photos, "crops": args.crops, "crop_size": args.crop_size, "clips": args.clips,
+                 "clip_frames": args.frames, "clip_width": width, "clip_height": height, "model": args.model}
+    config = dataclasses.replace(config, engine=engine, **{k: v for k, v in overrides.items() if v is not None})
+    logging.getLogger("vidrestore.bench").setLevel(logging.INFO)  # progress: the full run takes minutes
+    result = run_bench(config)
+    report = write_report(result, args.out, command="vidrestore " + shlex.join(args.argv))
+    print(summary(result))
+    print(f"report: {report}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:  # noqa: ARG001
     import av
     import cv2
@@ -248,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="run folder (config.json, checkpoint.pt, metrics.jsonl, quality.safetensors)")
     q.add_argument("--epochs", type=int)
     q.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. net.stem_channels=8")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. net.stage_channels=16,32")
     q.set_defaults(func=_cmd_quality_train)
     q = qsub.add_parser("predict", help="class, probabilities and score of images and videos")
     q.add_argument("inputs", nargs="+", help="image/video files or folders (recursive)")
@@ -272,13 +302,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     p.set_defaults(func=_cmd_curate)
 
+    p = sub.add_parser("bench", help="benchmark report: PSNR/SSIM, warping error and speed against baselines")
+    p.add_argument("--photos", help="folder of clean photos (default data/corpus/val)")
+    p.add_argument("--out", default="docs/bench",
+                   help="report folder: report.md, results.json, plots (default docs/bench)")
+    p.add_argument("--quick", action="store_true", help="tiny smoke configuration (seconds), for tests")
+    p.add_argument("--crops", type=int, help="image crops (default 16; --quick 2)")
+    p.add_argument("--crop-size", type=int, help="crop side in pixels (default 256; --quick 64)")
+    p.add_argument("--clips", type=int, help="panning clips (default 3; --quick 1)")
+    p.add_argument("--frames", type=int, help="frames per clip (default 16; --quick 3)")
+    p.add_argument("--clip-size", type=_frame_size, metavar="WxH",
+                   help="clip frame size, even (default 320x180; --quick 64x48)")
+    _add_common_device(p)
+    p.set_defaults(func=_cmd_bench)
+
     p = sub.add_parser("info", help="versions, device and default model")
     p.set_defaults(func=_cmd_info)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the exact command, for outputs that say how to regenerate them
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "jobs", None) == 0:
         args.jobs = None

