@@ -38,6 +38,8 @@ from vidrestore.quality import (
 )
 from vidrestore.train.config import apply_overrides
 
+ROOT = Path(__file__).resolve().parents[1]
+
 TINY_NET = ["net.stage_channels=8,16,16"]
 TINY_RUN = TINY_NET + ["batch_size=8", "crop_size=64", "crop_count=4", "lr=0.003", "warmup_steps=3", "threads=1",
                        "patience=100"]
@@ -269,6 +271,24 @@ def test_early_stopping(labelled, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ model files
+def test_shipped_classifier_orders_a_real_photo_by_degradation():
+    """The shipped model on a real photo it never trained on (the README sample, from the corpus's
+    validation split): clean ≥ mildly degraded ≥ heavily degraded in score, and heavy damage is poor."""
+    from vidrestore.quality import QualityModel, default_quality_model_path
+    from vidrestore.data import load_rgb_float
+
+    if not default_quality_model_path().is_file():
+        pytest.fail("the package ships no quality-v1.safetensors")
+    model = QualityModel()
+    clean = load_rgb_float(ROOT / "samples/photo_clean.png")
+    mild = ops.jpeg(ops.gaussian_noise(clean, mean=0.0, sigma=0.02, gray=False, seed=1), quality=60)
+    heavy = ops.gaussian_noise(ops.gaussian_blur(clean, kernel_size=13, sigma=3.5), mean=0.0, sigma=0.1, gray=False, seed=2)
+    results = [model.predict_array(image) for image in (clean, mild, heavy)]
+    scores = [r.score for r in results]
+    assert scores[0] > scores[1] > scores[2], scores
+    assert results[2].label == "poor" and results[0].label != "poor", [r.label for r in results]
+
+
 def test_model_file_errors(tmp_path, monkeypatch):
     import vidrestore.quality as quality
 
