@@ -16,7 +16,6 @@ Images are float32 ``(H, W, 3)`` in [0, 1] throughout.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +23,6 @@ import cv2
 import numpy as np
 
 __all__ = ["TemporalConfig", "flow", "warp", "luma_u8", "is_scene_cut", "fuse_window", "temporal_error"]
-
-_local = threading.local()
 
 
 @dataclass(frozen=True)
@@ -57,10 +54,10 @@ def luma_u8(image: np.ndarray) -> np.ndarray:
 
 
 def _dis() -> cv2.DISOpticalFlow:
-    # One DIS object per thread: they hold scratch state and are not thread-safe.
-    if not hasattr(_local, "dis"):
-        _local.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    return _local.dis
+    # A fresh DIS object per call (≈ 7 µs): a reused one is not thread-safe, and its result
+    # depends on what it computed before — after other frame sizes, the same pair gave a flow
+    # 0.5 px different, so a frame's output depended on which frames its thread had restored.
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
 
 def flow(reference: np.ndarray, other: np.ndarray, *, max_side: int = 960) -> np.ndarray:
