@@ -23,9 +23,9 @@ Row = dict[str, Any]
 SPEED_TARGET = 20.0  # the engine should be at least this many times faster than Real-ESRGAN
 RIVALS = (REALESRGAN, BM3D)
 WARM_UP = "one frame restored untimed first (loading weights, creating kernels: one-off costs, not throughput)"
-SETUP = ("fresh clone: `pip install -e '.[bench]'`; Real-ESRGAN's ncnn build also needs the system "
-         "libraries `libvulkan.so.1` and `libomp.so.5` (Debian/Ubuntu: `apt-get install libvulkan1 libomp5`), "
-         "even on the CPU")
+SETUP = ("fresh clone: `apt-get install libvulkan1 libomp5` (Real-ESRGAN's ncnn build needs them even on "
+         "the CPU), `scripts/bootstrap.sh bench` (the `bench` extra, headless OpenCV kept) and "
+         "`.venv/bin/vidrestore corpus data/corpus` (the default photos)")
 
 
 # --------------------------------------------------------------------------------------------
