@@ -257,10 +257,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 with autocast(device, dtype):
                     l1_value = losses.l1(g_model(degraded), clean)
                     g_loss = config.k1 * l1_value
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
-                opt_g.step()
+                _optimizer_step(g_loss, opt_g, generator, config.grad_clip)
                 ema.update(generator, g_step)
                 last = {"l1": l1_value.item()}
             else:
@@ -269,10 +266,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                     fake = g_model(degraded)
                 with autocast(device, dtype):
                     d_loss = losses.gan_d_loss(d_model(clean, degraded), d_model(fake.detach(), degraded))
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), config.grad_clip)
-                opt_d.step()
+                _optimizer_step(d_loss, opt_d, discriminator, config.grad_clip)
                 last = {"d_loss": d_loss.item()}
 
             # G step: D frozen, joint loss.
@@ -282,11 +276,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                     l1_value = losses.l1(fake, clean)
                     gan_value = losses.gan_g_loss(d_model(fake, degraded))
                     g_loss = losses.joint(l1_value, gan_value, k1=config.k1, k2=config.k2)
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
+                _optimizer_step(g_loss, opt_g, generator, config.grad_clip)
                 discriminator.requires_grad_(True)
-                torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
-                opt_g.step()
                 ema.update(generator, g_step)
                 last.update(l1=l1_value.item(), gan=gan_value.item(), g_loss=g_loss.item())
             if not all(math.isfinite(v) for v in last.values()):
@@ -348,6 +339,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         distributed.teardown(dist_info)
     return {"step": step, "best_psnr": best_psnr, "interrupted": stop["now"], "out_dir": str(out_dir),
             "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module, grad_clip: float) -> None:
+    """Backward, clip ``module``'s gradient norm to ``grad_clip``, step ``optimizer``."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    optimizer.step()
 
 
 def _phase(step: int, config: TrainConfig) -> str:
