@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidrestore.bench.testset import default_photos
 from vidrestore.bench.testset import photo_paths as _photo_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def photo_paths(folder: str | Path | None = None) -> list[Path]:
-    """Validation photos: ``folder``, else the demo corpus's val split (never trained on), else samples/."""
-    default = ROOT / "data/corpus/val" if (ROOT / "data/corpus/val").is_dir() else ROOT / "samples"
+    """Validation photos (never trained on): ``folder``, else the curated val split, else the corpus's
+    raw val split, else samples/."""
+    default = default_photos(ROOT) if default_photos(ROOT).is_dir() else ROOT / "samples"
     return _photo_paths(folder or default)

@@ -1,10 +1,11 @@
 """Quality classifier accuracy on held-out photos, against NIQE.
 
-    .venv/bin/python benchmarks/quality_accuracy.py [--model FILE] [--photos data/corpus/val]
-        [--pristine data/corpus/train] [--crops-per-image 8]
+    .venv/bin/python benchmarks/quality_accuracy.py [--model FILE] [--photos data/curated/val]
+        [--pristine data/curated/train] [--crops-per-image 8]
 
 A held-out labelled set is built with the labeller (``vidrestore quality label``, seed 1234)
-from ``--photos`` — by default the corpus's val split, which the shipped classifier never saw —
+from ``--photos`` — by default the curated val split (else the corpus's raw val split), photos the
+shipped classifier never saw, not even for early stopping —
 keeping only sources whose background score passes curation (≥ 0.2: no flat graphics). Prints:
 
 1. the classifier: 3-class accuracy, confusion matrix, and the Spearman rank correlation of its
@@ -116,11 +117,15 @@ def best_threshold_accuracy(values: np.ndarray, labels: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="default: vidrestore/weights/quality-v1.safetensors")
-    parser.add_argument("--photos", default=str(ROOT / "data/corpus/val"))
-    parser.add_argument("--pristine", default=str(ROOT / "data/corpus/train"))
+    parser.add_argument("--photos", default=None, help="default data/curated/val, else data/corpus/val")
+    parser.add_argument("--pristine", default=None, help="default data/curated/train, else data/corpus/train")
     parser.add_argument("--crops-per-image", type=int, default=8)
     parser.add_argument("--max-pristine", type=int, default=12, help="pristine photos used (the most textured first)")
     args = parser.parse_args()
+    from vidrestore.bench.testset import default_photos
+
+    args.photos = args.photos or str(default_photos(ROOT))
+    args.pristine = args.pristine or str(ROOT / ("data/curated/train" if (ROOT / "data/curated/train").is_dir() else "data/corpus/train"))
 
     from vidrestore.curate import background_stats
     from vidrestore.data import list_media, load_rgb, load_rgb_float

@@ -1,6 +1,6 @@
 """``vidrestore`` command line: subcommands parse arguments and call the library.
 
-    vidrestore corpus OUT_DIR              build the demo training corpus (Debian wallpapers)
+    vidrestore corpus OUT_DIR              build the demo training corpus (Debian packages with photos)
     vidrestore degrade IN OUT --seed N     write a reproducible degraded/clean paired set
     vidrestore train [--set key=value]     train the generator (torchrun for several processes)
     vidrestore restore INPUT... -o OUT     restore images and videos (files, globs, folders)
@@ -220,9 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("corpus", help="build the demo training corpus from Debian wallpaper packages")
+    p = sub.add_parser("corpus", help="build the demo training corpus from Debian packages with photos")
     p.add_argument("out_dir")
-    p.add_argument("--package", action="append", help="Debian package (repeatable); default the two wallpaper packages")
+    p.add_argument("--package", action="append", help="Debian package (repeatable); default: the two wallpaper packages, gcompris-qt-data, python3-skimage")
     p.add_argument("--deb", action="append", help="use this downloaded .deb instead of apt-get download (repeatable)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.set_defaults(func=_cmd_corpus)
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_curate)
 
     p = sub.add_parser("bench", help="benchmark report: PSNR/SSIM, warping error and speed against baselines")
-    p.add_argument("--photos", help="folder of clean photos (default data/corpus/val)")
+    p.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
     p.add_argument("--out", default="docs/bench",
                    help="report folder: report.md, results.json, plots (default docs/bench)")
     p.add_argument("--quick", action="store_true", help="tiny smoke configuration (seconds), for tests")

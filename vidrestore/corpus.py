@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_PACKAGES", "CorpusEntry", "build_corpus", "group_key"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds")
+DEFAULT_PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "gcompris-qt-data", "python3-skimage")
 _RESOLUTION = re.compile(r"[_-]?\d{3,5}x\d{3,5}$")
 
 
@@ -91,11 +91,33 @@ def _deb_field(deb: Path, field: str) -> str:
     return result.stdout.strip()
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def _unpack_rcc(bundle: Path) -> None:
+    """Write the images inside a Qt resource bundle next to it (``x.rcc`` → ``x/<inner path>``)."""
+    from vidrestore.io.qrc import read_rcc
+
+    try:
+        members = list(read_rcc(bundle.read_bytes()))
+    except VidrestoreError as exc:
+        log.warning("%s: cannot read the Qt resource bundle (%s); skipped", bundle, exc)
+        return
+    for inner, content in members:
+        if Path(inner).suffix.lower() in IMAGE_EXTENSIONS and ".." not in Path(inner).parts:
+            target = bundle.with_suffix("") / inner
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height), or None (with a warning) for a file that is not a whole, readable image."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.size
+    try:
+        with Image.open(path) as image:
+            image.load()  # catches truncated files, not only bad headers
+            return image.size
+    except Exception as exc:  # PIL raises many types for bad files  # noqa: BLE001
+        log.warning("%s: not a readable image (%s); skipped", path, exc)
+        return None
 
 
 def build_corpus(
@@ -120,6 +142,8 @@ def build_corpus(
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
             for copyright_file in root.glob("usr/share/doc/*/copyright"):
                 shutil.copyfile(copyright_file, licenses / f"{package}.copyright")
+            for bundle in sorted(root.rglob("*.rcc")):
+                _unpack_rcc(bundle)
             for path in sorted(root.rglob("*")):
                 if path.is_symlink() or not path.is_file():
                     continue  # links point at files we visit anyway
@@ -133,7 +157,9 @@ def build_corpus(
                 candidates.setdefault(group_key(relative), []).append((path, relative, package + "\t" + version, digest))
         entries = []
         for group, files in sorted(candidates.items()):
-            sized = [(_image_size(p), p, rel, pv, digest) for p, rel, pv, digest in files]
+            sized = [(size, p, rel, pv, digest) for p, rel, pv, digest in files if (size := _image_size(p))]
+            if not sized:
+                continue
             (width, height), path, relative, package_version, digest = max(sized, key=lambda s: s[0][0] * s[0][1])
             package, version = package_version.split("\t")
             split = _split_of(group, val_fraction)

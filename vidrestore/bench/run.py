@@ -24,7 +24,7 @@ import torch
 
 from vidrestore.bench.measure import flops_per_megapixel, matmul_peak, scores, timed
 from vidrestore.bench.methods import VIDRESTORE, Method, MissingDependency, bench_methods
-from vidrestore.bench.testset import ClipSet, ImageSet, clip_set, image_set, photo_paths
+from vidrestore.bench.testset import ClipSet, ImageSet, clip_set, default_photos, image_set, photo_paths
 from vidrestore.degrade import Plan
 from vidrestore.engine import Restorer
 from vidrestore.metrics import warping_errors
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
-PHOTOS_HINT = ("pass --photos DIR with a folder of clean photos (the default, data/corpus/val, is the demo "
-               "corpus's validation split: build it with `vidrestore corpus data/corpus`)")
+PHOTOS_HINT = ("pass --photos DIR with a folder of clean photos (the default is the demo corpus's curated validation "
+               "split: `vidrestore corpus data/corpus && vidrestore curate data/corpus/val data/curated/val --min-class poor`)")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class BenchConfig:
     :meth:`quick` is a smoke configuration that runs in seconds.
 
     Attributes:
-        photos: folder of clean photos (recursive).
+        photos: folder of clean photos (recursive); default data/curated/val, else data/corpus/val.
         crops, crop_size: image test set, ``crops`` crops of ``crop_size``² from half-size photos.
         clips, clip_frames, clip_width, clip_height: video test set, slow pans over the photos
             (even sizes: MVTools runs on YUV 4:2:0).
@@ -59,7 +59,7 @@ class BenchConfig:
         engine: keyword options for :class:`~vidrestore.engine.Restorer` (device, precision, tile...).
     """
 
-    photos: str = "data/corpus/val"
+    photos: str = field(default_factory=lambda: str(default_photos()))
     crops: int = 16
     crop_size: int = 256
     clips: int = 3

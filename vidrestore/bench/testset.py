@@ -21,7 +21,7 @@ from vidrestore.degrade import DegradeConfig, Plan, degrade, degrade_clip
 from vidrestore.io.listing import IMAGE_EXTENSIONS, list_media
 from vidrestore.synth import pan_clip
 
-__all__ = ["ClipSet", "ImageSet", "clip_set", "crops", "image_set", "photo_paths"]
+__all__ = ["ClipSet", "ImageSet", "clip_set", "crops", "default_photos", "image_set", "photo_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,19 @@ IMAGE_DEGRADE_SEED = 10_000  # crop i is degraded with seed IMAGE_DEGRADE_SEED +
 CLIP_PAN_SEED = 100  # clip i pans with seed CLIP_PAN_SEED + i
 CLIP_DEGRADE_SEED = 500  # and is degraded with seed CLIP_DEGRADE_SEED + i
 FLAT_STD = 0.02  # crops flatter than this are skipped: degradations can leave them bit-identical
+
+
+DEFAULT_PHOTO_FOLDERS = ("data/curated/val", "data/corpus/val")
+
+
+def default_photos(root: str | Path = ".") -> Path:
+    """The benchmarks' default photos under ``root``: the curated validation split (photos only:
+    ``vidrestore curate data/corpus/val data/curated/val``) when it exists, else the corpus's raw
+    validation split (which also holds the packages' graphics and icons)."""
+    for folder in DEFAULT_PHOTO_FOLDERS:
+        if (Path(root) / folder).is_dir():
+            return Path(root) / folder
+    return Path(root) / DEFAULT_PHOTO_FOLDERS[0]
 
 
 def photo_paths(folder: str | Path) -> list[Path]:
