@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 IMAGE_DEGRADE_SEED = 10_000  # crop i is degraded with seed IMAGE_DEGRADE_SEED + i
 CLIP_PAN_SEED = 100  # clip i pans with seed CLIP_PAN_SEED + i
 CLIP_DEGRADE_SEED = 500  # and is degraded with seed CLIP_DEGRADE_SEED + i
+SHRINK = 0.5  # photos are halved before cropping (see crops())
 FLAT_STD = 0.02  # crops flatter than this are skipped: degradations can leave them bit-identical
 
 
@@ -49,7 +50,7 @@ def photo_paths(folder: str | Path) -> list[Path]:
     return [p for p in list_media(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
-def crops(paths: list[Path], *, size: int, per_image: int, seed: int, shrink: float = 0.5) -> list[np.ndarray]:
+def crops(paths: list[Path], *, size: int, per_image: int, seed: int, shrink: float = SHRINK) -> list[np.ndarray]:
     """``per_image`` random ``size``² float32 RGB crops of each photo after resizing by ``shrink``
     (large wallpapers at full size are smoother than typical video frames); flat crops and photos
     smaller than ``size`` after resizing are skipped."""
@@ -106,11 +107,25 @@ class ClipSet:
         return sum(frame.shape[0] * frame.shape[1] for clip in self.clean for frame in clip) / 1e6
 
 
+def _size_of(path: Path) -> tuple[int, int]:
+    """(width, height) from the header; a file PIL cannot size is left to :func:`crops` to judge."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # noqa: BLE001 - any unreadable header: let the loader report it
+        return (1 << 30, 1 << 30)
+
+
 def image_set(paths: list[Path], *, count: int, size: int, seed: int, config: DegradeConfig | None = None) -> ImageSet:
     """``count`` crops spread evenly over the photos' crops (seed ``seed``), each degraded with
-    ``config`` (default: the default config) and seed ``IMAGE_DEGRADE_SEED + i``."""
-    per_image = max(1, math.ceil(count / max(1, len(paths))))
-    candidates = crops(paths, size=size, per_image=per_image, seed=seed)
+    ``config`` (default: the default config) and seed ``IMAGE_DEGRADE_SEED + i``. Photos too
+    small for a crop are skipped; the others then give more crops each, so ``count`` is met when
+    the usable photos allow it."""
+    usable = [p for p in paths if min(_size_of(p)) * SHRINK >= size]
+    per_image = max(1, math.ceil(count / max(1, len(usable))))
+    candidates = crops(usable or paths, size=size, per_image=per_image, seed=seed)
     if not candidates:
         raise ValueError(f"no usable {size}² crops in {len(paths)} photos (too small or flat); use smaller crops")
     picks = np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))
