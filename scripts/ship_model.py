@@ -22,8 +22,12 @@ from vidrestore.weights import DEFAULT_MODEL, default_model_path, load_generator
 
 FAILURES = """\
 ## Known failure cases
-- Trained on ~50 still wallpapers (about half of them graphics, not photos): faces, text, fine
-  repeated patterns and film grain are under-represented; it may smooth grain that is wanted.
+- Trained on 156 curated stills (Debian wallpapers, GCompris's photos of animals, monuments and
+  underwater scenes, scikit-image's samples; a few cartoons): faces, text and film grain are
+  under-represented; it may smooth grain that is wanted.
+- Mild degradations on fine texture (pebbles, foliage, fur with noise σ ≈ 0.01 or JPEG ≥ 85) can
+  come out smoother than they went in: the net cannot always tell fine texture from noise. Nearly
+  clean input is not passed through exactly (≈ 42 dB against the clean image, not ∞).
 - Heavy degradations outside the training ranges (JPEG quality < 50, noise σ > 0.12, blur
   kernels > 13 px, downscale > 4×) are only partly restored.
 - It removes compression artifacts it has seen (JPEG, H.264 intra/inter at CRF 18–38); other
@@ -70,8 +74,9 @@ def main() -> None:
         "- stored as float16 safetensors (no pickle); loads as float32",
         "",
         "## Training",
-        f"- data: `vidrestore corpus` demo corpus (Debian plasma-workspace-wallpapers + mate-backgrounds), "
-        f"train split, {config['patch_size']}² crops at scales {config['scale_range']}, flips/rotations",
+        f"- data: `{config['train_data']}` (validation: `{config['val_data']}`) — the `vidrestore corpus` demo corpus "
+        "(Debian packages: the KDE/MATE wallpapers, GCompris's photos, scikit-image's samples), curated with "
+        f"`vidrestore curate`; {config['patch_size']}² crops at scales {config['scale_range']}, flips/rotations",
         "- degradations: `DegradeConfig()` defaults (blur, motion blur, resample, noise, JPEG, H.264), on the fly",
         f"- phases: {config.get('g_pretrain_steps', 0)} L1-only generator steps (no discriminator), then "
         f"{config['d_pretrain_steps']} discriminator-only steps, then {config['steps']} joint steps "
