@@ -17,5 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def photo_paths(folder: str | Path | None = None) -> list[Path]:
     """Validation photos (never trained on): ``folder``, else the curated val split, else the corpus's
     raw val split, else samples/."""
-    default = default_photos(ROOT) if default_photos(ROOT).is_dir() else ROOT / "samples"
-    return _photo_paths(folder or default)
+    if folder is None:
+        folder = default_photos(ROOT)
+        folder = folder if folder.is_dir() else ROOT / "samples"
+    return _photo_paths(folder)

@@ -125,7 +125,7 @@ def main() -> None:
     from vidrestore.bench.testset import default_photos
 
     args.photos = args.photos or str(default_photos(ROOT))
-    args.pristine = args.pristine or str(ROOT / ("data/curated/train" if (ROOT / "data/curated/train").is_dir() else "data/corpus/train"))
+    args.pristine = args.pristine or str(default_photos(ROOT, "train"))
 
     from vidrestore.curate import background_stats
     from vidrestore.data import list_media, load_rgb, load_rgb_float

@@ -97,7 +97,10 @@ def test_read_rcc_rejects_what_is_not_a_bundle_or_is_cut_short() -> None:
         list(read_rcc(b"PK\x03\x04 not a bundle at all"))
     bundle = make_rcc({"pics/b.png": png(8, 8, 1)})
     with pytest.raises(VidrestoreError, match="corrupt"):
-        list(read_rcc(bundle[: len(bundle) - 30]))
+        list(read_rcc(bundle[: len(bundle) - 30]))  # the tree cut off
+    oversized = bundle[:24] + struct.pack(">I", 1 << 30) + bundle[28:]  # the only member claims 1 GiB
+    with pytest.raises(VidrestoreError, match="cut short"):
+        list(read_rcc(oversized))
 
 
 def test_group_key_folds_resolutions_of_one_picture() -> None:

@@ -18,6 +18,7 @@ from vidrestore.io import (
     from_batch,
     from_float,
     gray_to_rgb,
+    image_size,
     merge_alpha,
     read_image,
     rgb_to_gray,
@@ -167,6 +168,18 @@ def test_bad_files_raise_clear_errors(name: str, content: bytes, error: type, tm
         read_image(tmp_path / name)
     assert str(tmp_path / name) in str(raised.value)
     assert "Traceback" not in str(raised.value)
+
+
+def test_image_size_reads_the_header_and_verify_catches_truncation(tmp_path: Path) -> None:
+    write_image(tmp_path / "wide.jpg", Image(pixels=np.zeros((30, 70, 3), np.uint8)))
+    assert image_size(tmp_path / "wide.jpg") == (70, 30)
+    (tmp_path / "cut.jpg").write_bytes(_truncated(".jpg"))
+    image_size(tmp_path / "cut.jpg")  # the header alone is whole
+    with pytest.raises(CorruptMediaError, match="cut.jpg"):
+        image_size(tmp_path / "cut.jpg", verify=True)
+    (tmp_path / "notes.txt").write_text("text")
+    with pytest.raises(UnsupportedFormatError):
+        image_size(tmp_path / "notes.txt")
 
 
 def test_missing_file_is_a_media_error(tmp_path: Path) -> None:

@@ -109,14 +109,12 @@ def _unpack_rcc(bundle: Path) -> None:
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     """(width, height), or None (with a warning) for a file that is not a whole, readable image."""
-    from PIL import Image
+    from vidrestore.io.images import image_size
 
     try:
-        with Image.open(path) as image:
-            image.load()  # catches truncated files, not only bad headers
-            return image.size
-    except Exception as exc:  # PIL raises many types for bad files  # noqa: BLE001
-        log.warning("%s: not a readable image (%s); skipped", path, exc)
+        return image_size(path, verify=True)
+    except VidrestoreError as exc:
+        log.warning("%s; skipped", exc)
         return None
 
 

@@ -18,6 +18,8 @@ import numpy as np
 
 from vidrestore.data import load_rgb_float
 from vidrestore.degrade import DegradeConfig, Plan, degrade, degrade_clip
+from vidrestore.errors import MediaError
+from vidrestore.io.images import image_size
 from vidrestore.io.listing import IMAGE_EXTENSIONS, list_media
 from vidrestore.synth import pan_clip
 
@@ -32,17 +34,12 @@ SHRINK = 0.5  # photos are halved before cropping (see crops())
 FLAT_STD = 0.02  # crops flatter than this are skipped: degradations can leave them bit-identical
 
 
-DEFAULT_PHOTO_FOLDERS = ("data/curated/val", "data/corpus/val")
-
-
-def default_photos(root: str | Path = ".") -> Path:
-    """The benchmarks' default photos under ``root``: the curated validation split (photos only:
+def default_photos(root: str | Path = ".", split: str = "val") -> Path:
+    """The benchmarks' default photos under ``root``: the curated ``split`` (photos only:
     ``vidrestore curate data/corpus/val data/curated/val``) when it exists, else the corpus's raw
-    validation split (which also holds the packages' graphics and icons)."""
-    for folder in DEFAULT_PHOTO_FOLDERS:
-        if (Path(root) / folder).is_dir():
-            return Path(root) / folder
-    return Path(root) / DEFAULT_PHOTO_FOLDERS[0]
+    ``split`` (which also holds the packages' graphics and icons)."""
+    curated, raw = Path(root) / "data/curated" / split, Path(root) / "data/corpus" / split
+    return raw if raw.is_dir() and not curated.is_dir() else curated
 
 
 def photo_paths(folder: str | Path) -> list[Path]:
@@ -107,15 +104,13 @@ class ClipSet:
         return sum(frame.shape[0] * frame.shape[1] for clip in self.clean for frame in clip) / 1e6
 
 
-def _size_of(path: Path) -> tuple[int, int]:
-    """(width, height) from the header; a file PIL cannot size is left to :func:`crops` to judge."""
-    from PIL import Image
-
+def _fits(path: Path, size: int) -> bool:
+    """Whether ``path`` holds a ``size``² crop after the half-size shrink; a file whose header
+    cannot be read counts as fitting, so that :func:`crops` reports it when loading."""
     try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:  # noqa: BLE001 - any unreadable header: let the loader report it
-        return (1 << 30, 1 << 30)
+        return min(image_size(path)) * SHRINK >= size
+    except MediaError:
+        return True
 
 
 def image_set(paths: list[Path], *, count: int, size: int, seed: int, config: DegradeConfig | None = None) -> ImageSet:
@@ -123,7 +118,7 @@ def image_set(paths: list[Path], *, count: int, size: int, seed: int, config: De
     ``config`` (default: the default config) and seed ``IMAGE_DEGRADE_SEED + i``. Photos too
     small for a crop are skipped; the others then give more crops each, so ``count`` is met when
     the usable photos allow it."""
-    usable = [p for p in paths if min(_size_of(p)) * SHRINK >= size]
+    usable = [p for p in paths if _fits(p, size)]
     per_image = max(1, math.ceil(count / max(1, len(usable))))
     candidates = crops(usable or paths, size=size, per_image=per_image, seed=seed)
     if not candidates:

@@ -18,7 +18,7 @@ from vidrestore.io.convert import (
     to_batch,
     to_float,
 )
-from vidrestore.io.images import Image, read_image, write_image
+from vidrestore.io.images import Image, image_size, read_image, write_image
 from vidrestore.io.video import Frame, VideoInfo, VideoReader, VideoWriter, probe, write_video
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "gray_to_rgb",
     "merge_alpha",
     "probe",
+    "image_size",
     "read_image",
     "rgb_to_gray",
     "split_alpha",

@@ -43,7 +43,7 @@ from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatEr
 from vidrestore.io._files import atomic_output, require_file, unidentified_error
 from vidrestore.io.convert import from_float, gray_to_rgb, merge_alpha, split_alpha
 
-__all__ = ["Image", "read_image", "write_image"]
+__all__ = ["Image", "image_size", "read_image", "write_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,25 @@ class Image:
     def bit_depth(self) -> int:
         """Bits per sample: 8, 16, or 32 for float."""
         return self.pixels.dtype.itemsize * 8
+
+
+def image_size(path: str | Path, *, verify: bool = False) -> tuple[int, int]:
+    """``(width, height)`` of an image file as stored, from its header — or, with ``verify``, after
+    decoding it whole, so a truncated file fails here rather than later.
+
+    Raises the same errors as :func:`read_image`."""
+    path = require_file(path)
+    try:
+        with PillowImage.open(path) as picture:
+            if verify:
+                picture.load()
+            return picture.size
+    except UnidentifiedImageError as error:
+        raise unidentified_error(path, _IMAGE_SUFFIXES, "image") from error
+    except PillowImage.DecompressionBombError as error:
+        raise UnsupportedFormatError(path, "image is too large to decode safely") from error
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
+        raise CorruptMediaError(path, f"truncated or damaged image data ({type(error).__name__})") from error
 
 
 def read_image(path: str | Path) -> Image:

@@ -50,6 +50,8 @@ def read_rcc(blob: bytes) -> Iterator[tuple[str, bytes]]:
         (data_offset,) = struct.unpack_from(">I", blob, node + 10)
         (size,) = struct.unpack_from(">I", blob, data + data_offset)
         content = blob[data + data_offset + 4 : data + data_offset + 4 + size]
+        if len(content) != size:
+            raise VidrestoreError(f"corrupt Qt resource bundle: {path} is cut short ({len(content)} of {size} bytes)")
         if flags & _COMPRESSED:
             content = zlib.decompress(content[4:])
         yield path, content
