@@ -31,6 +31,8 @@ import io
 import logging
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,23 +160,29 @@ class Image:
         return self.pixels.dtype.itemsize * 8
 
 
-def image_size(path: str | Path, *, verify: bool = False) -> tuple[int, int]:
-    """``(width, height)`` of an image file as stored, from its header — or, with ``verify``, after
-    decoding it whole, so a truncated file fails here rather than later.
-
-    Raises the same errors as :func:`read_image`."""
-    path = require_file(path)
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn what Pillow raises for a bad file into the package's media errors, naming ``path``."""
     try:
-        with PillowImage.open(path) as picture:
-            if verify:
-                picture.load()
-            return picture.size
+        yield
     except UnidentifiedImageError as error:
         raise unidentified_error(path, _IMAGE_SUFFIXES, "image") from error
     except PillowImage.DecompressionBombError as error:
         raise UnsupportedFormatError(path, "image is too large to decode safely") from error
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
         raise CorruptMediaError(path, f"truncated or damaged image data ({type(error).__name__})") from error
+
+
+def image_size(path: str | Path, *, verify: bool = False) -> tuple[int, int]:
+    """``(width, height)`` of an image file as stored, from its header — or, with ``verify``, after
+    decoding it whole, so a truncated file fails here rather than later.
+
+    Raises the same errors as :func:`read_image`."""
+    path = require_file(path)
+    with _decoding(path), PillowImage.open(path) as picture:
+        if verify:
+            picture.load()
+        return picture.size
 
 
 def read_image(path: str | Path) -> Image:
@@ -186,27 +194,20 @@ def read_image(path: str | Path) -> Image:
         UnsupportedFormatError: the file is another format, or a pixel layout we do not read.
     """
     path = require_file(path)
-    try:
-        with PillowImage.open(path) as picture:
-            source_format = _READABLE_FORMATS.get(picture.format or "")
-            if source_format is None:
-                raise UnsupportedFormatError(
-                    path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
-                )
-            raw_mode = _raw_mode(picture)
-            picture.load()
-            icc_profile = picture.info.get("icc_profile") or None
-            exif, orientation = _upright_exif(picture, source_format)
-            if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
-                pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
-            else:
-                pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
-    except UnidentifiedImageError as error:
-        raise unidentified_error(path, _IMAGE_SUFFIXES, "image") from error
-    except PillowImage.DecompressionBombError as error:
-        raise UnsupportedFormatError(path, "image is too large to decode safely") from error
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
-        raise CorruptMediaError(path, f"truncated or damaged image data ({type(error).__name__})") from error
+    with _decoding(path), PillowImage.open(path) as picture:
+        source_format = _READABLE_FORMATS.get(picture.format or "")
+        if source_format is None:
+            raise UnsupportedFormatError(
+                path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
+            )
+        raw_mode = _raw_mode(picture)
+        picture.load()
+        icc_profile = picture.info.get("icc_profile") or None
+        exif, orientation = _upright_exif(picture, source_format)
+        if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
+            pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
+        else:
+            pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
     return Image(_apply_orientation(pixels, orientation), icc_profile, exif, source_format)
 
 
