@@ -84,7 +84,7 @@ def test_variable_frame_rate_timestamps_survive(restorer, tmp_path):
     pts = [0, 1, 3, 4, 8, 9, 10, 15]
     write_clip(source, moving_frames(len(pts)), codec="ffv1", fps=Fraction(25), pts=pts)
     out = tmp_path / "vfr_out.mkv"
-    restore_video(source, out, restorer, codec="ffv1", progress=False)
+    restore_video(source, out, restorer, codec="ffv1", segment_frames=3, progress=False)  # joined segments
     assert [f.time for f in read_all(out)] == pytest.approx([f.time for f in read_all(source)], abs=1e-3)
 
 
@@ -94,7 +94,7 @@ def test_rotation_and_ten_bit_are_kept(restorer, tmp_path):
     write_clip(source, frames, codec="libx265", bit_depth=10, rotation=90, dtype=np.uint16)
     assert probe(source).bit_depth == 10
     out = tmp_path / "rot10_out.mkv"
-    restore_video(source, out, restorer, codec="libx265", crf=10, progress=False)
+    restore_video(source, out, restorer, codec="libx265", crf=10, segment_frames=4, progress=False)
     info = probe(out)
     assert info.rotation == 90 and info.bit_depth == 10
     decoded = read_all(out)
@@ -117,28 +117,85 @@ def test_corrupt_and_missing_inputs_fail_clearly_and_leave_no_output(restorer, t
     assert cli.returncode == 1 and "bad.mp4" in cli.stderr and "Traceback" not in cli.stderr
 
 
-def test_interrupted_run_leaves_no_half_file(restorer, tmp_path):
-    out = tmp_path / "out.mp4"
+class Boom(RuntimeError):
+    pass
 
-    class Boom(RuntimeError):
-        pass
 
-    calls = {"n": 0}
+class CrashingRestorer:
+    """The restorer, crashing on its ``crash_on``-th call; same fingerprint (same frames)."""
 
-    def failing(frames):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def __init__(self, restorer: Restorer, crash_on: int) -> None:
+        self.restorer, self.crash_on, self.calls = restorer, crash_on, 0
+        self.fingerprint = restorer.fingerprint
+
+    def __call__(self, frames):
+        self.calls += 1
+        if self.calls == self.crash_on:
             raise Boom("simulated crash half-way")
-        return restorer(frames)
+        return self.restorer(frames)
 
-    with pytest.raises(Boom):
-        restore_video(SAMPLE, out, failing, batch_size=4, progress=False)
-    assert not out.exists() and not [p for p in tmp_path.iterdir()]
-    # A re-run completes and equals a clean run (nothing stale was reused).
-    restore_video(SAMPLE, out, restorer, codec="ffv1", progress=False)
-    reference = tmp_path / "ref.mkv"
+
+def test_interrupted_run_leaves_no_half_file_and_resumes_where_it_stopped(restorer, tmp_path):
+    out, reference = tmp_path / "out.mkv", tmp_path / "reference.mkv"
     restore_video(SAMPLE, reference, restorer, codec="ffv1", progress=False)
-    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(read_all(out), read_all(reference)))
+    with pytest.raises(Boom):  # 4 frames per call: frames 0-23 restored, 0-19 written (segments of 10)
+        restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=7), codec="ffv1", segment_frames=10,
+                      progress=False)
+    work = tmp_path / ".out.mkv.parts"
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["000000000.mkv", "000000010.mkv", "job.json"]
+    resumed = CrashingRestorer(restorer, crash_on=0)
+    report = restore_video(SAMPLE, out, resumed, codec="ffv1", segment_frames=10, progress=False)
+    # Restores frames 18-47 (from 20 - radius 2) in 8 calls instead of 12; reports the 28 new ones.
+    assert report.frames == 28 and resumed.calls == 8
+    assert not work.exists() and probe(out).has_audio
+    got, want = read_all(out), read_all(reference)
+    assert [f.pts for f in got] == [f.pts for f in want]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, want))  # bitwise an uninterrupted run
+
+
+def test_another_job_or_model_does_not_reuse_partial_results(restorer, tiny_model, tmp_path):
+    out = tmp_path / "out.mkv"
+    with pytest.raises(Boom):
+        restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=5), codec="ffv1", segment_frames=8,
+                      progress=False)
+    other_model = UNet(**TINY)
+    other = Restorer(other_model, precision="fp32", tile=0)
+    assert other.fingerprint != restorer.fingerprint
+    report = restore_video(SAMPLE, out, other, codec="ffv1", segment_frames=8, progress=False)
+    assert report.frames == 48  # started over
+    with pytest.raises(Boom):
+        restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=5), codec="ffv1", segment_frames=8,
+                      progress=False)
+    report = restore_video(SAMPLE, out, restorer, codec="ffv1", segment_frames=8, crf=20, progress=False)
+    assert report.frames == 48  # another setting: started over
+    with pytest.raises(Boom):
+        restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=5), codec="ffv1", segment_frames=8,
+                      progress=False)
+    report = restore_video(SAMPLE, out, restorer, codec="ffv1", segment_frames=8, resume=False, progress=False)
+    assert report.frames == 48 and not (tmp_path / ".out.mkv.parts").exists()
+
+
+def test_segments_join_into_the_same_frames_timing_and_audio(restorer, tmp_path):
+    whole, joined = tmp_path / "whole.mp4", tmp_path / "joined.mp4"
+    restore_video(SAMPLE, whole, restorer, codec="ffv1", segment_frames=1000, progress=False)
+    restore_video(SAMPLE, joined, restorer, codec="ffv1", segment_frames=7, progress=False)  # 6 full + 1 short
+    a, b = read_all(whole), read_all(joined)
+    assert len(a) == len(b) == 48 and [f.pts for f in a] == [f.pts for f in b]
+    assert all(np.array_equal(x.rgb, y.rgb) for x, y in zip(a, b))
+    assert probe(joined).has_audio and probe(joined).duration == pytest.approx(probe(whole).duration, abs=0.05)
+    # x264 with B-frames (timestamps reordered inside each segment) joins as well.
+    # Each joined frame is as close to the lossless frame as an unsegmented encode's (a frame out
+    # of place in the panning clip would be far off).
+    lossy_whole, lossy_joined = tmp_path / "lossy_whole.mp4", tmp_path / "lossy_joined.mp4"
+    restore_video(SAMPLE, lossy_whole, restorer, segment_frames=1000, progress=False)
+    restore_video(SAMPLE, lossy_joined, restorer, segment_frames=10, progress=False)
+    whole_frames, joined_frames = read_all(lossy_whole), read_all(lossy_joined)
+    assert [f.pts for f in joined_frames] == [f.pts for f in a]
+
+    def error(frames):
+        return np.array([np.abs(x.rgb.astype(int) - y.rgb.astype(int)).mean() for x, y in zip(frames, a)])
+
+    assert (error(joined_frames) < 1.15 * error(whole_frames) + 0.5).all()
 
 
 def _frames(count: int) -> list[Frame]:

@@ -104,7 +104,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         restorer,
         skip_existing=args.skip_existing,
         video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "temporal": not args.no_temporal,
-                       "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius},
+                       "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius,
+                       "segment_frames": args.segment_frames, "resume": not args.no_resume},
     )
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
@@ -258,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-temporal", action="store_true", help="video: no temporal consistency stage")
     p.add_argument("--temporal-strength", type=float, default=1.0, help="video: 0..1 (default 1)")
     p.add_argument("--temporal-radius", type=int, default=2, help="video: neighbours each side (default 2)")
+    p.add_argument("--segment-frames", type=int, default=250,
+                   help="video: frames per resumable segment (default 250; a crash loses at most one)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="video: discard the finished segments of an interrupted run instead of continuing it")
     p.set_defaults(func=_cmd_restore)
 
     p = sub.add_parser("quality", help="quality classifier: label a set, train, predict poor/medium/good")

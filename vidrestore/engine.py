@@ -30,6 +30,7 @@ depend on how or in which order frames are requested.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import logging
 import math
@@ -343,6 +344,7 @@ class Restorer:
         self._metadata = dict(metadata)
         self._tile, self._tile_overlap, self._batch_size = max(tile, 0), tile_overlap, batch_size
         self._channels_last = channels_last
+        self._fingerprint: str | None = None
         logger.info(
             "Restorer: %s, %s, tile %d overlap %d, batch %d",
             self._device, self._compute_dtype, self._tile, self._tile_overlap, batch_size,
@@ -368,6 +370,19 @@ class Restorer:
             "size_multiple": self._alignment,
             "model": dict(self._metadata),
         }
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of everything the output depends on: the weights, device type, compute dtype
+        and tiling. Two restorers with the same fingerprint give bitwise the same frames (on the
+        same machine), so a resumed video job may reuse the frames an earlier run finished."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(f"{self!r} channels_last={self._channels_last}".encode())
+            for name, tensor in self._model.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()[:32]
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return (

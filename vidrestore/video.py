@@ -12,8 +12,12 @@ above 3× the running median are logged, and the clip's mean is reported at the 
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import json
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections import deque
@@ -25,7 +29,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from vidrestore.errors import MediaError
 from vidrestore.io import Frame, VideoReader, from_float, probe, to_float, write_video
+from vidrestore.io._files import atomic_output
+from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
 
 __all__ = ["VideoReport", "restore_frames", "restore_video"]
@@ -78,10 +85,13 @@ def restore_frames(
     temporal: TemporalConfig | None = TemporalConfig(),
     batch_size: int = 4,
     report: VideoReport | None = None,
+    start: int = 0,
 ) -> Iterator[Frame]:
     """Restore a stream of frames; yields frames (same index, pts, dtype) in order.
 
-    Output ``n`` depends on input frames ``n-radius..n+radius`` only.
+    Output ``n`` depends on input frames ``n-radius..n+radius`` only. Frames whose index is below
+    ``start`` are restored as context for their neighbours but neither yielded nor reported (a
+    resumed job passes its first ``radius`` frames before ``start``).
     """
     report = report if report is not None else VideoReport()
     radius = temporal.radius if temporal is not None and temporal.strength > 0 else 0
@@ -91,9 +101,11 @@ def restore_frames(
     previous: tuple[np.ndarray, np.ndarray] | None = None  # (output float, its stream position)
     running: deque[float] = deque(maxlen=50)
 
-    def emit(center_pos: int) -> Frame:
+    def emit(center_pos: int) -> Frame | None:
         nonlocal previous
         center = center_pos - first_index
+        if window[center].frame.index < start:
+            return None
         low, high = max(0, center - radius), min(len(window) - 1, center + radius)
         slots = [window[i] for i in range(low, high + 1)]
         fields: dict[int, np.ndarray] = {}
@@ -132,13 +144,15 @@ def restore_frames(
             window.append(_Slot(frame, np.ascontiguousarray(image), luma_u8(image), cut))
         # Emit every frame whose right-hand neighbours have arrived.
         while next_out + radius < first_index + len(window):
-            yield emit(next_out)
+            if (out := emit(next_out)) is not None:
+                yield out
             next_out += 1
             while next_out - radius > first_index:
                 window.popleft()
                 first_index += 1
     while next_out < first_index + len(window):
-        yield emit(next_out)
+        if (out := emit(next_out)) is not None:
+            yield out
         next_out += 1
 
 
@@ -197,30 +211,145 @@ def restore_video(
     temporal_radius: int = 2,
     bit_depth: int | None = None,
     batch_size: int = 4,
+    segment_frames: int = 250,
+    resume: bool = True,
     progress: bool = True,
 ) -> VideoReport:
-    """Restore ``source`` into ``target`` (written atomically: no half file on failure)."""
+    """Restore ``source`` into ``target``: never a half-written ``target``, and a crash loses at
+    most one segment of work.
+
+    Restored frames are encoded in segments of ``segment_frames`` frames (each starts with a
+    keyframe) into a work folder beside the target, ``.NAME.parts/``; each segment is written
+    atomically. When the last one is done they are joined into ``target`` packet by packet (no
+    re-encode), the source's audio is interleaved, and the folder is removed. Run the same job
+    again after a crash or Ctrl-C and it continues after the last finished segment — the frames
+    are bitwise those of an uninterrupted run, as output ``n`` depends only on inputs
+    ``n-radius..n+radius`` and the engine's result does not depend on batching. The folder records
+    the source (path, size, modification time), the restorer's ``fingerprint`` and every
+    setting; if any differs, or ``resume`` is False, or the restorer has no fingerprint, it
+    starts over. The report covers the frames restored in this run.
+    """
+    source, target = Path(source), Path(target)
+    if segment_frames < 1:
+        raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
     info = probe(source)
     config = TemporalConfig(radius=temporal_radius, strength=temporal_strength) if temporal else None
+    radius = config.radius if config is not None and config.strength > 0 else 0
     report = VideoReport()
     options: dict[str, Any] = {"codec": codec, "crf": crf, "preset": preset}
     if bit_depth is not None:
         options["bit_depth"] = bit_depth
     if codec in ("ffv1",) and info.bit_depth <= 8:
         options.setdefault("bit_depth", 8)
+    work = _WorkFolder(target, _job_key(source, restorer, options, config, segment_frames), resume=resume)
+    done = work.finished_frames()
+    if done:
+        log.info("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
     started = time.perf_counter()
     with VideoReader(source) as reader:
-        frames = _threaded(reader, depth=2 * batch_size)
+        # Frames before done - radius are decoded (seeking is not frame-exact) but not restored.
+        frames = _threaded((f for f in reader if f.index >= done - radius), depth=2 * batch_size)
         try:
-            restored = restore_frames(frames, restorer, temporal=config, batch_size=batch_size, report=report)
-            bar = tqdm(restored, total=info.frame_count or None, desc=Path(source).name, unit="frame",
+            restored = restore_frames(frames, restorer, temporal=config, batch_size=batch_size, report=report,
+                                      start=done)
+            bar = tqdm(restored, total=info.frame_count or None, initial=done, desc=source.name, unit="frame",
                        disable=not progress, dynamic_ncols=True)
-            write_video(target, bar, info, **options)
+            for first, segment in _segments(bar, done, segment_frames):
+                write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None}))
         finally:
             frames.close()  # stop and join the decode thread before the reader closes
+    if not work.parts:
+        work.remove()
+        raise MediaError(source, "no frames to restore")
+    join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path if info.has_audio else None)
+    work.remove()
     report.seconds = time.perf_counter() - started
     if report.spikes:
         log.warning("%s: temporal error spiked at %d frames: %s", source, len(report.spikes), report.spikes[:20])
     log.info("%s: %d frames in %.1f s (%.2f fps), flicker %.3f", source, report.frames, report.seconds, report.fps,
              report.flicker)
     return report
+
+
+def _segments(frames: Iterable[Frame], first: int, length: int) -> Iterator[tuple[int, Iterator[Frame]]]:
+    """Split a stream of frames (the first has index ``first``, a multiple of ``length``) into
+    consecutive runs of ``length`` frames: ``(index of the run's first frame, run)``. Each run
+    must be consumed before the next is requested."""
+    iterator = iter(frames)
+    while True:
+        head = next(iterator, None)
+        if head is None:
+            return
+        if head.index != first:
+            raise MediaError(Path("<stream>"), f"expected frame {first}, got frame {head.index}")
+        yield first, itertools.chain([head], itertools.islice(iterator, length - 1))
+        first += length
+
+
+def _job_key(source: Path, restorer: Any, options: dict[str, Any], config: TemporalConfig | None,
+             segment_frames: int) -> dict[str, Any] | None:
+    """What a finished segment depends on; None when the restorer cannot say (no resuming)."""
+    fingerprint = getattr(restorer, "fingerprint", None)
+    if not isinstance(fingerprint, str):
+        return None
+    stat = source.stat()
+    return {
+        "version": 1,
+        "source": str(source.resolve()),
+        "source_size": stat.st_size,
+        "source_mtime_ns": stat.st_mtime_ns,
+        "restorer": fingerprint,
+        "options": options,
+        "temporal": dataclasses.asdict(config) if config is not None else None,
+        "segment_frames": segment_frames,
+    }
+
+
+class _WorkFolder:
+    """``.NAME.parts/`` beside the target: ``job.json`` (the job key) and finished segments
+    ``FIRST-FRAME.ext`` (written atomically by :class:`~vidrestore.io.VideoWriter`)."""
+
+    def __init__(self, target: Path, key: dict[str, Any] | None, *, resume: bool) -> None:
+        self.folder = target.with_name(f".{target.name}.parts")
+        self.suffix = target.suffix
+        self.parts: list[Path] = []
+        stale = self.folder.exists() and (not resume or key is None or self._read_key() != key)
+        if stale:
+            log.info("%s: previous partial results are for another job; starting over", self.folder)
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if key is not None and not (self.folder / "job.json").exists():
+            with atomic_output(self.folder / "job.json") as tmp:
+                tmp.write_text(json.dumps(key, indent=1))
+        self._segment_frames = key["segment_frames"] if key is not None else None
+
+    def _read_key(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.folder / "job.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def finished_frames(self) -> int:
+        """Frames covered by the finished segments that run on from frame 0 (others are dropped)."""
+        starts = sorted(int(p.stem) for p in self.folder.glob(f"*{self.suffix}") if p.stem.isdigit())
+        expected = 0
+        for start in starts:
+            if start != expected or self._segment_frames is None:
+                break
+            self.segment_path(start)
+            expected += self._segment_frames
+        for path in self.folder.iterdir():
+            if path.name != "job.json" and path not in self.parts:
+                path.unlink()
+        # A short segment can only be the clip's last (a segment is finished only when its frames
+        # are all written or the stream ended), so a run that crashed while joining just re-joins.
+        return len(self.parts) * (self._segment_frames or 0)
+
+    def segment_path(self, first: int) -> Path:
+        path = self.folder / f"{first:09d}{self.suffix}"
+        if path not in self.parts:
+            self.parts.append(path)
+        return path
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

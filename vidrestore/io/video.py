@@ -463,6 +463,86 @@ def write_video(path: str | Path, frames: Iterable[Frame | np.ndarray], info: Vi
     return writer.frames_written
 
 
+def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio_from: str | Path | None = None) -> int:
+    """Join video files encoded one after another with the same settings (segments of one
+    restoration) into ``path``, packet by packet (no re-encode), atomically.
+
+    Each part must start with a keyframe and hold the timestamps it should have in the joined
+    file (as :func:`write_video` keeps the source's). The stream parameters (codec, size, pixel
+    format, colour tags) come from the first part; ``rotation`` goes in the display matrix and
+    ``audio_from``'s audio is interleaved as :class:`VideoWriter` does. Returns the packet count.
+    """
+    path = Path(path)
+    if not parts:
+        raise MediaError(path, "no segments to join")
+    partial = partial_path(path)
+    packets, last_dts, end = 0, None, 0.0
+    try:
+        output = av.open(str(partial), "w")
+    except (av.FFmpegError, ValueError) as error:
+        raise UnsupportedFormatError(path, f"no container format for suffix {path.suffix!r}") from error
+    audio: _AudioCopy | None = None
+    try:
+        try:
+            for index, part in enumerate(parts):
+                container = _open_input(Path(part))
+                try:
+                    source = container.streams.video[0]
+                    if index == 0:
+                        stream = output.add_stream_from_template(source)
+                        stream.time_base = source.time_base
+                        if rotation % 360:
+                            stream.set_display_rotation(rotation % 360)
+                        audio = _AudioCopy(Path(audio_from), output) if audio_from is not None else None
+                    segment = [packet for packet in container.demux(source) if packet.size]  # drop the flush packet
+                    _fill_decode_timestamps(segment, Path(part))
+                    for packet in segment:
+                        if last_dts is not None and packet.dts * packet.time_base <= last_dts:
+                            raise MediaError(Path(part), "segment timestamps overlap the previous segment's")
+                        last_dts = packet.dts * packet.time_base
+                        end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+                        if audio is not None:
+                            audio.copy_until(float(packet.pts * packet.time_base))
+                        packet.stream = stream
+                        output.mux(packet)
+                        packets += 1
+                finally:
+                    container.close()
+            if audio is not None:
+                audio.copy_until(end)  # as VideoWriter: audio past the video's end is left out
+                audio.finish()
+                audio = None
+            output.close()
+        except (av.FFmpegError, OSError) as error:
+            raise MediaError(path, f"joining segments failed: {getattr(error, 'strerror', None) or error}") from error
+        os.replace(partial, path)
+    except BaseException:
+        for closeable in (audio, output):
+            try:
+                if closeable is not None:
+                    closeable.close()
+            except (av.FFmpegError, OSError):
+                pass
+        partial.unlink(missing_ok=True)
+        raise
+    return packets
+
+
+def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
+    """Give every packet of a segment (in decode order) a decode timestamp. Matroska stores only
+    presentation times, so its demuxer leaves the first packets' dts unset when frames are
+    reordered (B-frames); the muxer then cannot order two joined segments. The ``i``-th dts
+    becomes the ``i``-th smallest pts, shifted back just enough that no dts exceeds its pts."""
+    if any(packet.pts is None for packet in packets):
+        raise MediaError(path, "a segment packet has no timestamp")
+    if all(packet.dts is not None for packet in packets):
+        return
+    ordered = sorted(packet.pts for packet in packets)
+    shift = max((ordered[i] - packet.pts for i, packet in enumerate(packets)), default=0)
+    for i, packet in enumerate(packets):
+        packet.dts = ordered[i] - shift
+
+
 class _AudioCopy:
     """Feeds the audio streams of a source file into an output container, in step with the video."""
 

@@ -75,6 +75,36 @@ class UNet(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
+    def load_grown(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Load the weights of a *shallower* U-Net with the same widths (fewer residual blocks per
+        stage) and make every block it lacks an identity (residual scale 0), so this network starts
+        out computing exactly what the smaller one did — function-preserving growth, then training
+        continues from there. Returns the names of the blocks that were added.
+
+        Raises ``RuntimeError`` (as ``load_state_dict`` does) when ``state`` has a tensor this
+        network lacks or of another shape, or when a block is partly present.
+        """
+        own = self.state_dict()
+        unexpected = [k for k in state if k not in own]
+        mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
+        if unexpected or mismatched:
+            raise RuntimeError(f"cannot grow from these weights: unexpected {unexpected[:4]}, shape mismatch {mismatched[:4]}")
+        missing = {k for k in own if k not in state}
+        added = []
+        for name, module in self.named_modules():
+            if isinstance(module, ResBlock):
+                keys = {f"{name}.{k}" for k in module.state_dict()}
+                if keys <= missing:
+                    added.append(name)
+                    missing -= keys
+        if missing:
+            raise RuntimeError(f"cannot grow from these weights: missing {sorted(missing)[:4]}, not whole residual blocks")
+        self.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            for name in added:
+                self.get_submodule(name).scale.zero_()
+        return added
+
     @property
     def size_multiple(self) -> int:
         """Height and width are padded to a multiple of this."""

@@ -39,7 +39,7 @@ class TrainConfig:
     train_data: str = "data/corpus/train"
     val_data: str = "data/corpus/val"
     out_dir: str = "runs/default"
-    init_from: str = ""  # warm-start generator weights (safetensors)
+    init_from: str = ""  # warm-start generator weights (safetensors); a U-Net with fewer blocks per stage grows (new blocks start as identity)
     seed: int = 0
     steps: int = 20_000  # generator steps in the adversarial phase
     stop_after: int = 0  # stop (checkpointed, resumable) once this global step is reached; 0 = run to the end

@@ -148,9 +148,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     if config.init_from and not resume:
         warm, _ = load_generator(config.init_from)
         try:
-            generator.load_state_dict(warm.state_dict())
+            added = generator.load_grown(warm.state_dict())
         except RuntimeError as exc:
             raise TrainingError(f"{config.init_from}: does not match generator config ({exc})") from exc
+        if added and main:
+            log.info("grown from %s: %d new residual blocks start as identity", config.init_from, len(added))
     generator.to(device, memory_format=memory_format)
     discriminator.to(device, memory_format=memory_format)
     ema = EMA(generator, config.ema_decay)
