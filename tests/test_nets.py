@@ -82,3 +82,23 @@ def test_gan_loss_is_stable_for_confident_discriminator():
     # -log sigmoid(-200) = 200 exactly in logsigmoid form; a naive log(sigmoid) gives inf.
     assert losses.gan_g_loss(torch.tensor([-200.0])).item() == pytest.approx(200.0)
     assert math.isfinite(losses.gan_d_loss(torch.tensor([-200.0]), torch.tensor([200.0])).item())
+
+
+def test_growing_a_unet_keeps_its_function_and_then_trains_the_new_blocks():
+    torch.manual_seed(0)
+    small = UNet(**TINY).double()
+    torch.nn.init.normal_(small.tail.weight, std=0.05)
+    grown = UNet(**(TINY | dict(encoder_blocks=(2, 1, 2), decoder_blocks=(1, 3, 1), middle_blocks=2))).double()
+    added = grown.load_grown(small.state_dict())
+    assert added == ["encoders.0.1", "encoders.2.1", "middle.1", "decoders.1.1", "decoders.1.2"]
+    x = torch.rand(2, 3, 40, 40, dtype=torch.float64)
+    assert torch.equal(grown(x), small(x))  # new blocks are identities
+    (grown(x) - x.flip(-1)).abs().mean().backward()
+    assert all(grown.get_submodule(name).scale.grad.abs().sum() > 0 for name in added)
+    # Not a shallower U-Net of the same widths: refused, as load_state_dict would.
+    with pytest.raises(RuntimeError):
+        UNet(**(TINY | dict(base_channels=16))).load_grown(small.state_dict())
+    deeper = UNet(**(TINY | dict(middle_blocks=2)))
+    partial = {k: v for k, v in deeper.state_dict().items() if k != "middle.1.conv2.weight"}
+    with pytest.raises(RuntimeError, match="not whole residual blocks"):
+        deeper.load_grown(partial)
