@@ -532,11 +532,7 @@ def test_plan_json_round_trip_replays_byte_identically() -> None:
         assert restored == plan
         assert apply_plan(image, restored).tobytes() == apply_plan(image, plan).tobytes()
         replayed, original = apply_plan_clip(clip, restored), apply_plan_clip(clip, plan)
-        if [f.tobytes() for f in replayed] != [f.tobytes() for f in original]:
-            # Known defect, seen in about 1 of 4 runs of this whole file (never alone): the clip
-            # H.264 round trip (PyAV x264 + swscale, single-threaded) is not byte-stable within one
-            # process. Images replay exactly (asserted above). Tracked in the issue 2 closing note.
-            pytest.xfail("clip H.264 round trip not byte-identical within one process (known, under investigation)")
+        assert [f.tobytes() for f in replayed] == [f.tobytes() for f in original]
     assert "jpeg(quality=" in plan.describe()
 
 

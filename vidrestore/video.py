@@ -244,7 +244,7 @@ def restore_video(
     work = _WorkFolder(target, _job_key(source, restorer, options, config, segment_frames), resume=resume)
     done = work.finished_frames()
     if done:
-        log.info("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
+        log.warning("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
     started = time.perf_counter()
     with VideoReader(source) as reader:
         # Frames before done - radius are decoded (seeking is not frame-exact) but not restored.

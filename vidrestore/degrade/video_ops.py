@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -18,18 +19,25 @@ from vidrestore.degrade import ops
 __all__ = ["h264", "noise_sigmas", "temporal_noise"]
 
 
+_MIN_SIDE = 64  # smaller frames are padded up to this for x264 (see h264)
+
+
 def h264(frames: Sequence[np.ndarray], *, crf: int, preset: str = "veryfast", keyint: int = 250) -> list[np.ndarray]:
     """Encode ``frames`` as one H.264 4:2:0 clip at ``crf`` (0–51) through PyAV, decode it back.
 
     A single frame gives intra-only artifacts; a clip gives the P/B-frame artifacts a real
-    low-bitrate video shows. Odd sizes are edge-padded to even for 4:2:0 and cropped back.
+    low-bitrate video shows. Odd sizes are edge-padded to even for 4:2:0 and cropped back, and
+    frames smaller than 64×64 are edge-padded to 64: on tiny frames (e.g. 32×32) x264 in one
+    process was seen to encode the same frames differently now and then (a few in 100 runs),
+    which would break the seeded replay of a plan; from 64×64 up it never did in our runs.
+    Frames carry explicit timestamps (x264's rate control reads them).
     """
     if not frames:
         return []
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be in [0, 51], got {crf}")
     h, w = frames[0].shape[:2]
-    pad_h, pad_w = h % 2, w % 2
+    pad_h, pad_w = max(h % 2, _MIN_SIDE - h), max(w % 2, _MIN_SIDE - w)
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=25)
@@ -38,11 +46,13 @@ def h264(frames: Sequence[np.ndarray], *, crf: int, preset: str = "veryfast", ke
         stream.options = {"crf": str(int(crf)), "preset": preset, "threads": "1", "g": str(keyint)}
         stream.codec_context.thread_count = 1
         stream.thread_type = "NONE"
-        for frame in frames:
+        for index, frame in enumerate(frames):
             u8 = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
             if pad_h or pad_w:
                 u8 = np.pad(u8, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgb24")):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(u8), format="rgb24")
+            picture.pts, picture.time_base = index, Fraction(1, 25)
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
