@@ -161,6 +161,8 @@ def test_another_job_or_model_does_not_reuse_partial_results(restorer, tiny_mode
     other_model = UNet(**TINY)
     other = Restorer(other_model, precision="fp32", tile=0)
     assert other.fingerprint != restorer.fingerprint
+    assert Restorer(tiny_model, precision="fp32", tile=0).fingerprint == restorer.fingerprint
+    assert Restorer(tiny_model, precision="fp32", tile=64).fingerprint != restorer.fingerprint
     report = restore_video(SAMPLE, out, other, codec="ffv1", segment_frames=8, progress=False)
     assert report.frames == 48  # started over
     with pytest.raises(Boom):
