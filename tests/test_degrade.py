@@ -27,7 +27,8 @@ from vidrestore.degrade.sample import (
     Resample,
 )
 
-CONFIG_KEYS = ("blur", "motion_blur", "resample", "noise", "temporal_noise", "jpeg", "h264")
+CONFIG_KEYS = ("blur", "motion_blur", "resample", "sharpen", "noise", "temporal_noise", "chroma_bleed", "jpeg", "mpeg2",
+               "h264")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -477,6 +478,9 @@ CONFIG_KEY_OF_OP = {
     "temporal_noise": "temporal_noise",
     "jpeg": "jpeg",
     "h264": "h264",
+    "sharpen": "sharpen",
+    "chroma_bleed": "chroma_bleed",
+    "mpeg2": "mpeg2",
 }
 
 
@@ -486,7 +490,7 @@ def test_config_rejects_impossible_settings() -> None:
     with pytest.raises(ValueError):
         DegradeConfig(min_ops=0)
     with pytest.raises(ValueError):
-        DegradeConfig(order=("blur", "sharpen"))
+        DegradeConfig(order=("blur", "vignette"))
 
 
 def test_sampled_parameters_respect_configured_ranges() -> None:
@@ -541,8 +545,8 @@ def test_degrade_config_dict_round_trip_and_unknown_keys() -> None:
     restored = DegradeConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert restored == config
     assert restored.jpeg.quality == (40, 60) and isinstance(restored.order, tuple)
-    with pytest.raises(ValueError, match="sharpen"):
-        DegradeConfig.from_dict({"sharpen": {"probability": 1.0}})
+    with pytest.raises(ValueError, match="vignette"):
+        DegradeConfig.from_dict({"vignette": {"probability": 1.0}})
     with pytest.raises(ValueError, match="qualty"):
         DegradeConfig.from_dict({"jpeg": {"qualty": [10, 20]}})
 
@@ -595,3 +599,68 @@ def test_degrade_clip_replays() -> None:
     assert plan_a == plan_b
     assert [f.tobytes() for f in a] == [f.tobytes() for f in b]
     assert len(a) == 4 and all(f.shape == clip[0].shape and f.dtype == np.float32 for f in a)
+
+
+# --------------------------------------------------------------------------- old-video operators
+def test_sharpen_adds_halos_and_zero_amount_is_identity() -> None:
+    image = natural_image()
+    assert np.array_equal(ops.sharpen(image, amount=0.0, sigma=1.0), image)
+    sharp = ops.sharpen(image, amount=1.5, sigma=1.2)
+    laplacian = lambda x: np.abs(cv2.Laplacian(x, cv2.CV_32F)).mean()  # noqa: E731
+    assert laplacian(sharp) > 1.5 * laplacian(image)
+    step = np.zeros((16, 32, 3), np.float32)
+    step[:, 16:] = 0.5
+    row = ops.sharpen(step, amount=1.0, sigma=1.5)[8, :, 0]
+    assert row[13:16].min() < 0.0 + 1e-6 and row[16:19].max() > 0.55  # undershoot (clipped) and overshoot
+    with pytest.raises(ValueError):
+        ops.sharpen(image, amount=-1.0, sigma=1.0)
+
+
+def test_chroma_bleed_keeps_luma_and_smears_colour() -> None:
+    image = natural_image()
+    out = ops.chroma_bleed(image, horizontal=4, vertical=2, shift=1.5)
+    luma = lambda x: x @ np.float32([0.299, 0.587, 0.114])  # noqa: E731
+    inside = (image > 0.05).all(-1) & (image < 0.95).all(-1) & (out > 0.0).all(-1) & (out < 1.0).all(-1)
+    assert np.abs(luma(out) - luma(image))[inside].max() < 1e-4  # only chroma changed (where nothing clipped)
+    chroma = lambda x: x - luma(x)[..., None]  # noqa: E731
+    detail = lambda x: np.abs(np.diff(chroma(x), axis=1)).mean()  # noqa: E731
+    assert detail(out) < 0.7 * detail(image)
+    assert np.abs(ops.chroma_bleed(image, horizontal=1, vertical=1, shift=0.0) - image).max() < 1e-5
+    with pytest.raises(ValueError):
+        ops.chroma_bleed(image[..., 0], horizontal=2, vertical=1, shift=0.0)
+
+
+def test_mpeg2_round_trip_sizes_determinism_and_quantiser() -> None:
+    clip = moving_clip(45, 70, count=5)
+    out = video_ops.mpeg2(clip, qscale=6)
+    assert len(out) == 5 and all(f.shape == clip[0].shape and f.dtype == np.float32 for f in out)
+    assert [f.tobytes() for f in out] == [f.tobytes() for f in video_ops.mpeg2(clip, qscale=6)]
+    big = moving_clip(96, 128, count=6)
+    errors = [np.mean([mse(a, b) for a, b in zip(video_ops.mpeg2(big, qscale=q), big)]) for q in (2, 8, 24)]
+    assert 0 < errors[0] < errors[1] < errors[2] and errors[2] > 2 * errors[0]
+    with pytest.raises(ValueError):
+        video_ops.mpeg2(clip, qscale=40)
+
+
+def test_new_operators_leave_the_first_release_plans_as_they_were() -> None:
+    # Plans of the default config, as the first release drew them (benchmark sets and training
+    # streams are seeded with these).
+    golden = {
+        0: "resample(scale=2.8881, down_mode=bicubic, up_mode=bilinear), salt_and_pepper(snr=0.95013)",
+        1: "resample(scale=1.964, down_mode=bicubic, up_mode=bilinear), jpeg(quality=54)",
+        10000: "gaussian_noise(mean=-0.00558, sigma=0.01124, gray=False)",
+        10007: "motion_blur(length=0.27, angle=57.633), resample(scale=3.764, down_mode=bilinear, up_mode=bilinear), "
+               "h264(crf=36, preset=ultrafast)",
+    }
+    assert {seed: sample_plan(DegradeConfig(), seed).describe() for seed in golden} == golden
+    enabled = DegradeConfig.from_dict({"sharpen": {"probability": 0.5}, "chroma_bleed": {"probability": 0.5},
+                                       "mpeg2": {"probability": 0.5}})
+    new, seen, same = {"sharpen", "chroma_bleed", "mpeg2"}, set(), 0
+    for seed in range(200):
+        with_new, without = sample_plan(enabled, seed).ops, sample_plan(DegradeConfig(), seed).ops
+        first_release = tuple(op for op in with_new if op.name not in new)
+        # Unchanged, except where nothing was drawn and min_ops had to add one operator.
+        assert first_release == without or len(without) == 1
+        same += first_release == without
+        seen |= {op.name for op in with_new} & new
+    assert seen == new and same >= 170  # about 5 % of seeds draw no first-release operator

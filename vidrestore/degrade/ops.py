@@ -25,6 +25,8 @@ __all__ = [
     "poisson_noise",
     "salt_and_pepper",
     "jpeg",
+    "sharpen",
+    "chroma_bleed",
 ]
 
 RESAMPLE_MODES = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
@@ -188,3 +190,42 @@ def jpeg(image: np.ndarray, *, quality: int) -> np.ndarray:
     if dec.ndim == 3:
         dec = cv2.cvtColor(dec, cv2.COLOR_BGR2RGB)
     return dec.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def sharpen(image: np.ndarray, *, amount: float, sigma: float) -> np.ndarray:
+    """Unsharp mask: ``image + amount * (image - blur(image, sigma))`` — the halos and ringing of
+    over-sharpened broadcast, camcorder and upscaled video."""
+    _check(image)
+    if amount < 0 or sigma <= 0:
+        raise ValueError(f"need amount >= 0 and sigma > 0, got {amount}, {sigma}")
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101).reshape(image.shape)
+    out = image + np.float32(amount) * (image - blurred)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+# Full-range BT.601 RGB <-> YCbCr (JPEG's), as float matrices.
+_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC).astype(np.float32)
+
+
+def chroma_bleed(image: np.ndarray, *, horizontal: int, vertical: int, shift: float) -> np.ndarray:
+    """Low-resolution, misregistered colour: the chroma planes are averaged down by ``horizontal``
+    × ``vertical``, upsampled bilinearly and shifted ``shift`` px to the right — analog tape
+    (VHS keeps ~1/4 of the luma's horizontal colour detail) and cheap 4:2:0/4:1:1 chains."""
+    _check(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"chroma_bleed needs an RGB image, got shape {image.shape}")
+    if horizontal < 1 or vertical < 1:
+        raise ValueError(f"subsampling factors must be >= 1, got {horizontal}x{vertical}")
+    h, w = image.shape[:2]
+    ycc = image @ _RGB_TO_YCC.T
+    chroma = np.ascontiguousarray(ycc[..., 1:])
+    small = cv2.resize(chroma, (max(1, round(w / horizontal)), max(1, round(h / vertical))), interpolation=cv2.INTER_AREA)
+    chroma = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 2)
+    if shift:
+        matrix = np.float32([[1, 0, shift], [0, 1, 0]])
+        chroma = cv2.warpAffine(chroma, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        chroma = chroma.reshape(h, w, 2)
+    ycc[..., 1:] = chroma
+    out = np.ascontiguousarray(ycc @ _YCC_TO_RGB.T, dtype=np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)

@@ -16,15 +16,18 @@ import numpy as np
 from vidrestore.degrade import ops, video_ops
 from vidrestore.degrade.sample import (
     H264,
+    ChromaBleed,
     DegradeConfig,
     GaussianBlur,
     GaussianNoise,
     Jpeg,
     MotionBlur,
+    Mpeg2,
     Plan,
     PoissonNoise,
     Resample,
     SaltAndPepper,
+    Sharpen,
     TemporalNoise,
     sample_plan,
 )
@@ -56,6 +59,12 @@ def apply_op(image: np.ndarray, op: object, frame_index: int = 0) -> np.ndarray:
             return ops.jpeg(image, quality=q)
         case H264(crf=crf, preset=preset):
             return video_ops.h264([image], crf=crf, preset=preset)[0]
+        case Sharpen(amount=amount, sigma=sigma):
+            return ops.sharpen(image, amount=amount, sigma=sigma)
+        case ChromaBleed(horizontal=horizontal, vertical=vertical, shift=shift):
+            return ops.chroma_bleed(image, horizontal=horizontal, vertical=vertical, shift=shift)
+        case Mpeg2(qscale=qscale):
+            return video_ops.mpeg2([image], qscale=qscale)[0]
     raise TypeError(f"not a degradation op: {op!r}")
 
 
@@ -68,11 +77,13 @@ def apply_plan(image: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def apply_plan_clip(frames: Sequence[np.ndarray], plan: Plan) -> list[np.ndarray]:
-    """Apply ``plan`` to a clip: per-frame noise, clip-level H.264 and drifting noise."""
+    """Apply ``plan`` to a clip: per-frame noise, clip-level H.264/MPEG-2 and drifting noise."""
     out = [np.ascontiguousarray(f, dtype=np.float32) for f in frames]
     for op in plan.ops:
         if isinstance(op, H264):
             out = video_ops.h264(out, crf=op.crf, preset=op.preset)
+        elif isinstance(op, Mpeg2):
+            out = video_ops.mpeg2(out, qscale=op.qscale)
         elif isinstance(op, TemporalNoise):
             out = video_ops.temporal_noise(out, **dataclasses.asdict(op))
         else:

@@ -24,6 +24,9 @@ __all__ = [
     "SaltAndPepper",
     "Jpeg",
     "H264",
+    "Sharpen",
+    "ChromaBleed",
+    "Mpeg2",
     "TemporalNoise",
     "OP_TYPES",
     "BlurConfig",
@@ -32,6 +35,9 @@ __all__ = [
     "NoiseConfig",
     "JpegConfig",
     "H264Config",
+    "SharpenConfig",
+    "ChromaBleedConfig",
+    "Mpeg2Config",
     "DegradeConfig",
     "Plan",
     "sample_plan",
@@ -110,9 +116,31 @@ class H264:
     preset: str
 
 
+@dataclass(frozen=True)
+class Sharpen:
+    name: ClassVar[str] = "sharpen"
+    amount: float
+    sigma: float
+
+
+@dataclass(frozen=True)
+class ChromaBleed:
+    name: ClassVar[str] = "chroma_bleed"
+    horizontal: int
+    vertical: int
+    shift: float
+
+
+@dataclass(frozen=True)
+class Mpeg2:
+    name: ClassVar[str] = "mpeg2"
+    qscale: int
+
+
 OP_TYPES: dict[str, type] = {
     cls.name: cls
-    for cls in (GaussianBlur, MotionBlur, Resample, GaussianNoise, PoissonNoise, SaltAndPepper, TemporalNoise, Jpeg, H264)
+    for cls in (GaussianBlur, MotionBlur, Resample, GaussianNoise, PoissonNoise, SaltAndPepper, TemporalNoise, Jpeg, H264,
+                Sharpen, ChromaBleed, Mpeg2)
 }
 
 
@@ -244,6 +272,50 @@ class TemporalNoiseConfig:
 
 
 @dataclass
+class SharpenConfig:
+    """Unsharp mask (halos of over-sharpened video): ``amount`` and blur ``sigma`` in px."""
+
+    probability: float = 0.0
+    amount: tuple[float, float] = (0.3, 2.0)
+    sigma: tuple[float, float] = (0.6, 2.5)
+
+    def sample(self, rng: np.random.Generator) -> Sharpen:
+        return Sharpen(amount=round(_uniform(rng, self.amount), 4), sigma=round(_uniform(rng, self.sigma), 4))
+
+
+@dataclass
+class ChromaBleedConfig:
+    """Low-resolution, shifted colour (analog tape, 4:1:1 DV, cheap capture chains)."""
+
+    probability: float = 0.0
+    horizontal: tuple[int, int] = (2, 6)
+    vertical: tuple[int, int] = (1, 2)
+    shift: tuple[float, float] = (0.0, 2.5)
+
+    def sample(self, rng: np.random.Generator) -> ChromaBleed:
+        return ChromaBleed(
+            horizontal=int(rng.integers(self.horizontal[0], self.horizontal[1] + 1)),
+            vertical=int(rng.integers(self.vertical[0], self.vertical[1] + 1)),
+            shift=round(_uniform(rng, self.shift), 3),
+        )
+
+
+@dataclass
+class Mpeg2Config:
+    """Re-encode through MPEG-2 (DVD, broadcast) at a random fixed quantiser."""
+
+    probability: float = 0.0
+    qscale: tuple[int, int] = (3, 20)
+
+    def sample(self, rng: np.random.Generator) -> Mpeg2:
+        return Mpeg2(qscale=int(rng.integers(self.qscale[0], self.qscale[1] + 1)))
+
+
+# Operators added after the first release draw from a second random stream (see sample_plan).
+_FIRST_RELEASE = ("blur", "motion_blur", "resample", "noise", "temporal_noise", "jpeg", "h264")
+
+
+@dataclass
 class DegradeConfig:
     """Every operator's config, and the order they are applied in.
 
@@ -251,6 +323,10 @@ class DegradeConfig:
     physical order: optics blur, sensor/scaler, noise, then compression). ``min_ops`` ≥ 1
     guarantees at least one degradation: when fewer are drawn, enabled operators are added at
     random until there are enough.
+
+    ``sharpen``, ``chroma_bleed`` and ``mpeg2`` (probability 0 by default: opt in, e.g.
+    ``--set degrade.mpeg2.probability=0.15``) model old and broadcast video: over-sharpening
+    halos, analog colour bleed, DVD-era compression.
     """
 
     blur: BlurConfig = field(default_factory=BlurConfig)
@@ -260,7 +336,12 @@ class DegradeConfig:
     temporal_noise: TemporalNoiseConfig = field(default_factory=TemporalNoiseConfig)
     jpeg: JpegConfig = field(default_factory=JpegConfig)
     h264: H264Config = field(default_factory=H264Config)
-    order: tuple[str, ...] = ("blur", "motion_blur", "resample", "noise", "temporal_noise", "jpeg", "h264")
+    sharpen: SharpenConfig = field(default_factory=SharpenConfig)
+    chroma_bleed: ChromaBleedConfig = field(default_factory=ChromaBleedConfig)
+    mpeg2: Mpeg2Config = field(default_factory=Mpeg2Config)
+    order: tuple[str, ...] = (
+        "blur", "motion_blur", "resample", "sharpen", "noise", "temporal_noise", "chroma_bleed", "jpeg", "mpeg2", "h264",
+    )
     min_ops: int = 1
 
     def __post_init__(self) -> None:
@@ -325,12 +406,22 @@ class Plan:
 
 
 def sample_plan(config: DegradeConfig, seed: int) -> Plan:
-    """Draw a :class:`Plan` from ``config`` with ``numpy.random.default_rng(seed)``."""
-    rng = np.random.default_rng(seed)
-    chosen = [key for key in config.order if rng.random() < getattr(config, key).probability]
+    """Draw a :class:`Plan` from ``config`` with ``numpy.random.default_rng(seed)``.
+
+    The first release's operators draw from that stream exactly as they always did; operators
+    added later draw from a second stream, ``default_rng([seed, 1])``, so a config that leaves
+    them off replays the first release's plans (every seeded benchmark set and training stream
+    stays what it was), and enabling them changes the first ones' draws only where none was
+    drawn and ``min_ops`` has to add one.
+    """
+    rng, extra_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    chosen = [key for key in config.order if key in _FIRST_RELEASE and rng.random() < getattr(config, key).probability]
+    chosen += [key for key in config.order if key not in _FIRST_RELEASE and getattr(config, key).probability > 0
+               and extra_rng.random() < getattr(config, key).probability]
     enabled = [key for key in config.order if getattr(config, key).probability > 0]
     while len(chosen) < min(config.min_ops, len(enabled)):
         extra = [key for key in enabled if key not in chosen]
         chosen.append(str(rng.choice(extra)))
     chosen.sort(key=config.order.index)
-    return Plan(ops=tuple(getattr(config, key).sample(rng) for key in chosen), seed=seed)
+    return Plan(ops=tuple(getattr(config, key).sample(rng if key in _FIRST_RELEASE else extra_rng) for key in chosen),
+                seed=seed)
