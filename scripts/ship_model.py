@@ -30,8 +30,10 @@ FAILURES = """\
   clean input is not passed through exactly (≈ 42 dB against the clean image, not ∞).
 - Heavy degradations outside the training ranges (JPEG quality < 50, noise σ > 0.12, blur
   kernels > 13 px, downscale > 4×) are only partly restored.
-- It removes compression artifacts it has seen (JPEG, H.264 intra/inter at CRF 18–38); other
-  codecs' artifacts (MPEG-2 mosquito noise, interlacing, VHS chroma bleed) are not modelled.
+- It removes compression artifacts it has seen (JPEG, H.264 intra/inter at CRF 18–38). MPEG-2
+  blocking and mosquito noise, over-sharpening halos and VHS chroma bleed now exist as opt-in
+  degradations (`degrade.mpeg2`, `degrade.sharpen`, `degrade.chroma_bleed`) but this model was
+  not trained on them; interlacing is not modelled.
 - Single-frame network: temporal consistency comes from the separate fusion stage
   (`vidrestore.temporal`); with it off, restored video flickers slightly.
 """
