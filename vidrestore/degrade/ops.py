@@ -13,6 +13,8 @@ import math
 import cv2
 import numpy as np
 
+from vidrestore.io.convert import _LUMA_WEIGHTS  # BT.601, as rgb_to_gray
+
 __all__ = [
     "RESAMPLE_MODES",
     "DOWN_MODES",
@@ -203,9 +205,16 @@ def sharpen(image: np.ndarray, *, amount: float, sigma: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-# Full-range BT.601 RGB <-> YCbCr (JPEG's), as float matrices.
-_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
-_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC).astype(np.float32)
+def _rgb_to_ycc() -> np.ndarray:
+    """Full-range BT.601 RGB → YCbCr (JPEG's) from the luma weights the package uses everywhere:
+    Cb = (B − Y) / (2 (1 − w_B)), Cr = (R − Y) / (2 (1 − w_R))."""
+    luma = np.asarray(_LUMA_WEIGHTS, np.float64)
+    blue, red = np.eye(3)[2] - luma, np.eye(3)[0] - luma
+    return np.stack([luma, blue / (2 * (1 - luma[2])), red / (2 * (1 - luma[0]))])
+
+
+_RGB_TO_YCC = _rgb_to_ycc().astype(np.float32)
+_YCC_TO_RGB = np.linalg.inv(_rgb_to_ycc()).astype(np.float32)
 
 
 def chroma_bleed(image: np.ndarray, *, horizontal: int, vertical: int, shift: float) -> np.ndarray:
