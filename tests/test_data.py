@@ -183,6 +183,56 @@ def test_pair_scale_shrinks_a_larger_region(stills) -> None:
         assert min(best_match(s.astype(np.float32) / 255.0, clean)[0] for s in sources) > 1e-6
 
 
+def test_pair_scale_above_one_enlarges_a_smaller_region_bicubically(stills) -> None:
+    root, sources = stills
+    dataset = PairDataset(
+        root, patch_size=32, length=3, seed=2, config=cheap_config(), scale_range=(2.0, 2.0), augment=False
+    )
+    # Scale 2: a 16-px source region enlarged (bicubic, clipped) to 32 px: a soft clean target.
+    enlarged = [
+        np.clip(cv2.resize(source[top : top + 16, left : left + 16].astype(np.float32) / 255.0, (32, 32),
+                           interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+        for source in sources
+        for top in range(source.shape[0] - 15)
+        for left in range(source.shape[1] - 15)
+    ]
+    for index in range(len(dataset)):
+        clean = as_image(dataset[index][1])
+        assert min(float(np.abs(clean - region).max()) for region in enlarged) < 1e-6, (
+            f"item {index} is not an enlarged 16-px source region"
+        )
+
+
+def test_mild_fraction_draws_that_share_of_plans_from_the_mild_config(media_tree) -> None:
+    from vidrestore.degrade import mild_config
+
+    root, _ = media_tree
+    plain = make_pair_dataset(root)
+    gentle = mild_config()
+    mixed = PairDataset(root, patch_size=32, length=400, seed=123, config=DegradeConfig(), scale_range=(0.5, 1.0),
+                        mild_config=gentle, mild_fraction=0.5)
+    # The mild config's ranges sit inside the default ones, at their gentle end: a plan whose JPEG
+    # quality is below 80, or whose noise sigma is above 0.02, came from the default config.
+    strong = 0
+    for index in range(400):
+        ops = {op.name: op for op in mixed.plan_for(index).ops}
+        strong += ("jpeg" in ops and ops["jpeg"].quality < 80) or (
+            "gaussian_noise" in ops and ops["gaussian_noise"].sigma > 0.02)
+    # 41 % of default plans hit either: ~82 expected here, ~163 if every plan were a default one.
+    assert 50 < strong < 125
+    every_mild = PairDataset(root, patch_size=32, length=50, seed=123, mild_config=gentle, mild_fraction=1.0)
+    for index in range(50):
+        for op in every_mild.plan_for(index).ops:
+            assert op.name != "jpeg" or op.quality >= 80
+            assert op.name != "gaussian_noise" or op.sigma <= 0.02
+    # mild_fraction 0 draws nothing extra: the default stream is unchanged.
+    unchanged = PairDataset(root, patch_size=32, length=8, seed=123, config=DegradeConfig(), scale_range=(0.5, 1.0),
+                            mild_config=gentle, mild_fraction=0.0)
+    assert [unchanged.plan_for(i) for i in range(8)] == [plain.plan_for(i) for i in range(8)]
+    with pytest.raises(ValueError, match="mild_fraction"):
+        PairDataset(root, patch_size=32, mild_fraction=1.5)
+
+
 def test_pair_items_replay_from_seed_epoch_and_index(media_tree) -> None:
     root, _ = media_tree
     first = make_pair_dataset(root)

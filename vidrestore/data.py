@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidrestore.degrade import DegradeConfig, apply_plan, apply_plan_clip, sample_plan
+from vidrestore.degrade import DegradeConfig, Plan, apply_plan, apply_plan_clip, sample_plan
 from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media", "PairDataset", "ClipDataset", "load_rgb_float"]
@@ -107,6 +107,8 @@ class _MediaDataset(Dataset):
         seed: int = 0,
         config: DegradeConfig | None = None,
         scale_range: tuple[float, float] = (0.25, 1.0),
+        mild_config: DegradeConfig | None = None,
+        mild_fraction: float = 0.0,
         augment: bool = True,
         cache_bytes: int = 3 << 30,
     ) -> None:
@@ -119,6 +121,10 @@ class _MediaDataset(Dataset):
         self.epoch = 0
         self.config = config or DegradeConfig()
         self.scale_range = scale_range
+        if not 0.0 <= mild_fraction <= 1.0:
+            raise ValueError(f"mild_fraction must be in [0, 1], got {mild_fraction}")
+        self.mild_config = mild_config or DegradeConfig()
+        self.mild_fraction = mild_fraction
         self.augment = augment
         self._cache = _SourceCache(cache_bytes)
         self._pid = os.getpid()
@@ -140,28 +146,40 @@ class _MediaDataset(Dataset):
         return path, self._cache.get(path)
 
     def _crop_box(self, rng: np.random.Generator, height: int, width: int, margin: int = 0) -> tuple[int, int, int]:
-        """(top, left, side) of a square region that shrinks to ``patch_size``: ``side / patch``
+        """(top, left, side) of a square region that is resized to ``patch_size``: ``side / patch``
         is the inverse of a scale drawn log-uniformly from ``scale_range`` (so the net sees
-        detail at many scales, as video at various resolutions has)."""
+        detail at many scales, as video at various resolutions has). A scale above 1 enlarges a
+        smaller region: a clean but soft target, like upscaled or gently defocused footage,
+        which the net must leave soft rather than sharpen as if it were blurred."""
         lo, hi = self.scale_range
         scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        side = int(round(self.patch_size / scale))
-        side = max(self.patch_size, min(side, height - margin, width - margin))
-        if side < self.patch_size:
+        limit = min(height, width) - margin
+        if limit < self.patch_size:
             raise ValueError(f"source smaller than patch_size {self.patch_size}")
+        side = max(1, min(int(round(self.patch_size / scale)), limit))
         top = int(rng.integers(0, height - side - margin + 1))
         left = int(rng.integers(0, width - side - margin + 1))
         return top, left, side
 
+    def _plan(self, rng: np.random.Generator) -> Plan:
+        """The item's degradation plan: from ``mild_config`` with probability ``mild_fraction``,
+        else from ``config`` (no extra draw when ``mild_fraction`` is 0: older streams replay)."""
+        seed = int(rng.integers(2**31 - 1))
+        mild = self.mild_fraction > 0 and rng.random() < self.mild_fraction
+        return sample_plan(self.mild_config if mild else self.config, seed)
+
     def _shrink(self, region: np.ndarray) -> np.ndarray:
-        """Integer or float region → float32 ``(patch, patch, 3)`` in [0, 1] (area averaging)."""
+        """Integer or float region → float32 ``(patch, patch, 3)`` in [0, 1]: area averaging
+        down, bicubic up (as video scalers enlarge)."""
         from vidrestore.io import to_float
 
         region = to_float(region) if region.dtype != np.float32 else region
         if region.shape[0] == self.patch_size:
             return np.ascontiguousarray(region)
-        small = cv2.resize(region, (self.patch_size, self.patch_size), interpolation=cv2.INTER_AREA)
-        # Area weights do not sum to exactly 1 in float32: bright pixels can land 1 ulp above 1.
+        enlarge = region.shape[0] < self.patch_size
+        interpolation = cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA
+        small = cv2.resize(region, (self.patch_size, self.patch_size), interpolation=interpolation)
+        # Bicubic overshoots at edges; area weights do not sum to exactly 1 in float32.
         return np.clip(small, 0.0, 1.0, out=small)
 
 
@@ -169,7 +187,9 @@ class PairDataset(_MediaDataset):
     """``(degraded, clean)`` crops, each ``(3, patch_size, patch_size)`` float32 in [0, 1].
 
     Options (keyword): ``patch_size`` 128, ``length`` (items per epoch) 10 000, ``seed`` 0,
-    ``config`` (:class:`DegradeConfig`, default its defaults), ``scale_range`` (0.25, 1.0),
+    ``config`` (:class:`DegradeConfig`, default its defaults), ``scale_range`` (0.25, 1.0; above
+    1 enlarges, giving soft clean targets), ``mild_config`` and ``mild_fraction`` (0: the share of
+    items degraded from ``mild_config``, e.g. :func:`~vidrestore.degrade.mild_config`),
     ``augment`` (flips/rotations) True, ``cache_bytes`` (decoded sources per process) 3 GiB.
 
     Item ``i`` of epoch ``e`` draws its source, crop, scale, flips and degradation plan from
@@ -184,7 +204,7 @@ class PairDataset(_MediaDataset):
         clean = self._shrink(frame[top : top + side, left : left + side])
         if self.augment:
             clean = _augment(clean, bool(rng.random() < 0.5), int(rng.integers(4)))
-        plan = sample_plan(self.config, int(rng.integers(2**31 - 1)))
+        plan = self._plan(rng)
         return clean, plan
 
     def plan_for(self, index: int):
@@ -251,6 +271,6 @@ class ClipDataset(_MediaDataset):
         if self.augment:
             flip, rotations = bool(rng.random() < 0.5), int(rng.integers(4))
             clean = [_augment(f, flip, rotations) for f in clean]
-        plan = sample_plan(self.config, int(rng.integers(2**31 - 1)))
+        plan = self._plan(rng)
         degraded = apply_plan_clip(clean, plan)
         return torch.stack([_to_tensor(f) for f in degraded]), torch.stack([_to_tensor(f) for f in clean])

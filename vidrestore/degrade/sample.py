@@ -40,6 +40,7 @@ __all__ = [
     "Mpeg2Config",
     "DegradeConfig",
     "Plan",
+    "mild_config",
     "sample_plan",
 ]
 
@@ -378,6 +379,25 @@ class DegradeConfig:
         if unknown:
             raise ValueError(f"unknown degradation config keys: {sorted(unknown)}")
         return cls(**kwargs)
+
+
+def mild_config() -> DegradeConfig:
+    """The default operators at their gentle end: light blur, small rescales, faint noise, high
+    JPEG quality and low H.264 CRF — footage that is nearly good already.
+
+    Under the default config a sample carries 2.3 operators on average, mostly strong ones, so a
+    net trained on it alone learns to smooth and sharpen everything and damages good footage
+    (fine texture under faint noise comes out smoother than it went in). Training mixes some of
+    these in (``TrainConfig.mild_fraction``) so it learns how little to do when little is wrong.
+    """
+    return DegradeConfig(
+        blur=BlurConfig(probability=0.3, kernel_size=(3, 7), sigma=(0.3, 1.0)),
+        motion_blur=MotionBlurConfig(probability=0.1, length=(0.0, 3.0)),
+        resample=ResampleConfig(probability=0.3, scale=(1.1, 1.6)),
+        noise=NoiseConfig(probability=0.6, gaussian_sigma=(0.002, 0.02), poisson_lam=(500.0, 5000.0), snr=(0.995, 0.9995)),
+        jpeg=JpegConfig(probability=0.5, quality=(80, 100)),
+        h264=H264Config(probability=0.3, crf=(16, 26)),
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidrestore.degrade import DegradeConfig
+from vidrestore.degrade import DegradeConfig, mild_config
 
 __all__ = ["GeneratorConfig", "DiscriminatorConfig", "TrainConfig", "apply_overrides"]
 
@@ -47,7 +47,8 @@ class TrainConfig:
     d_pretrain_steps: int = 200  # discriminator-only steps before the adversarial phase
     batch_size: int = 16  # per process
     patch_size: int = 128
-    scale_range: tuple[float, float] = (0.25, 1.0)
+    scale_range: tuple[float, float] = (0.25, 1.0)  # crop scale; above 1 enlarges (soft clean targets)
+    mild_fraction: float = 0.0  # share of training items degraded from ``mild`` instead of ``degrade``
     lr_g: float = 4e-4
     lr_d: float = 2e-4
     lr_min_ratio: float = 0.05
@@ -70,6 +71,7 @@ class TrainConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    mild: DegradeConfig = field(default_factory=mild_config)  # near-good footage (see mild_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -186,6 +186,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         seed=config.seed,
         config=config.degrade,
         scale_range=config.scale_range,
+        mild_config=config.mild,
+        mild_fraction=config.mild_fraction,
     )
     sampler = StepBatches(
         start=step, total=total, batch_size=config.batch_size, rank=dist_info.rank, world_size=dist_info.world_size
