@@ -74,14 +74,15 @@ def main() -> None:
     print()
     header = "| model | " + " | ".join(cases) + " | mean change clean / soft (8-bit levels) | crops below input (mild) |"
     lines = [header, "|" + "---|" * (len(cases) + 3)]
-    inputs = {name: [min(scores(x, ref)[0], 60.0) for x, ref in zip(xs, refs)] for name, (xs, refs) in cases.items()}
+    inputs = {name: [min(scores(x, ref)[0], 60.0) for x, ref in zip(xs, refs)]
+              for name, (xs, refs) in cases.items() if xs is not refs}
     lines.append("| input | " + " | ".join(
         "—" if xs is refs else f"{np.mean(inputs[name]):.2f}" for name, (xs, refs) in cases.items()) + " | 0 / 0 | |")
     for model in args.model or [None]:
         restorer = Restorer(model, tile=512)
         row, changes, below = [], [], 0
         for name, (xs, refs) in cases.items():
-            restored = list(restorer(np.stack(xs)))
+            restored = [np.clip(o, 0.0, 1.0) for o in restorer(np.stack(xs))]
             psnr = [min(scores(o, ref)[0], 60.0) for o, ref in zip(restored, refs)]
             row.append(f"{np.mean(psnr):.2f}")
             if xs is refs:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from vidrestore.degrade import mild_config
 from vidrestore.nets.unet import UNet
 from vidrestore.weights import DEFAULT_MODEL, default_model_path, load_generator, save_generator
 
@@ -89,8 +91,14 @@ def main() -> None:
         "## Training",
         f"- data: `{config['train_data']}` (validation: `{config['val_data']}`) — the `vidrestore corpus` demo corpus "
         "(Debian packages: the KDE/MATE wallpapers, GCompris's photos, scikit-image's samples), curated with "
-        f"`vidrestore curate`; {config['patch_size']}² crops at scales {config['scale_range']}, flips/rotations",
-        "- degradations: `DegradeConfig()` defaults (blur, motion blur, resample, noise, JPEG, H.264), on the fly",
+        f"`vidrestore curate`; {config['patch_size']}² crops at scales {config['scale_range']}"
+        + (" (above 1: a smaller region enlarged bicubically, a clean but soft target)" if config["scale_range"][1] > 1 else "")
+        + ", flips/rotations",
+        "- degradations: `DegradeConfig()` defaults (blur, motion blur, resample, noise, JPEG, H.264), on the fly"
+        + (f"; {config['mild_fraction']:.0%} of the crops from `mild_config()`"
+           + ("" if config["mild"] == json.loads(json.dumps(asdict(mild_config()))) else " (overridden: see the run's config.json)")
+           + " instead (the same operators at their gentle end: nearly good footage)" if config.get("mild_fraction") else ""),
+        *([f"- warm-started from `{config['init_from']}` (see the history below)"] if config.get("init_from") else []),
         f"- phases: {config.get('g_pretrain_steps', 0)} L1-only generator steps (no discriminator), then "
         f"{config['d_pretrain_steps']} discriminator-only steps, then {config['steps']} joint steps "
         f"k1·L1 + k2·L_GAN with k1 = {config['k1']}, k2 = {config['k2']}",

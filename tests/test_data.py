@@ -231,6 +231,9 @@ def test_mild_fraction_draws_that_share_of_plans_from_the_mild_config(media_tree
     assert [unchanged.plan_for(i) for i in range(8)] == [plain.plan_for(i) for i in range(8)]
     with pytest.raises(ValueError, match="mild_fraction"):
         PairDataset(root, patch_size=32, mild_fraction=1.5)
+    for bad in ((0.0, 1.0), (2.0, 1.0)):
+        with pytest.raises(ValueError, match="scale_range"):
+            PairDataset(root, patch_size=32, scale_range=bad)
 
 
 def test_pair_items_replay_from_seed_epoch_and_index(media_tree) -> None:

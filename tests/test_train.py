@@ -12,7 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vidrestore.train.config import TrainConfig, apply_overrides
+from vidrestore.degrade import mild_config
+from vidrestore.train.config import TrainConfig, apply_overrides, changed_fields
 from vidrestore.train.loop import TrainingError, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +143,13 @@ def test_overrides_and_lr_schedule():
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="unknown config key"):
         apply_overrides(TrainConfig(), ["generator.nope=1"])
+    # A partial group in a config file keeps the field's own defaults: ``mild`` stays gentle.
+    partial = TrainConfig.from_dict({"mild_fraction": 0.25, "mild": {"jpeg": {"quality": [85, 100]}}})
+    assert partial.mild.jpeg.quality == (85, 100) and partial.mild.jpeg.probability == mild_config().jpeg.probability
+    assert partial.mild.noise == mild_config().noise and partial.mild.blur.sigma == (0.3, 1.0)
+    assert partial.degrade == TrainConfig().degrade
+    assert changed_fields(TrainConfig().to_dict(), partial.to_dict()) == ["mild.jpeg.quality", "mild_fraction"]
+    assert changed_fields(config.to_dict(), json.loads(json.dumps(config.to_dict()))) == []
     assert lr_at(0, total=100, base=1.0, warmup=10, min_ratio=0.1) == pytest.approx(0.1)
     assert lr_at(10, total=100, base=1.0, warmup=10, min_ratio=0.1) == pytest.approx(1.0)
     assert lr_at(100, total=100, base=1.0, warmup=10, min_ratio=0.1) == pytest.approx(0.1)

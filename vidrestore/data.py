@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidrestore.degrade import DegradeConfig, Plan, apply_plan, apply_plan_clip, sample_plan
+from vidrestore.degrade import mild_config as gentle_config
 from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media", "PairDataset", "ClipDataset", "load_rgb_float"]
@@ -120,10 +121,12 @@ class _MediaDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.config = config or DegradeConfig()
+        if not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
         self.scale_range = scale_range
         if not 0.0 <= mild_fraction <= 1.0:
             raise ValueError(f"mild_fraction must be in [0, 1], got {mild_fraction}")
-        self.mild_config = mild_config or DegradeConfig()
+        self.mild_config = mild_config if mild_config is not None else gentle_config()
         self.mild_fraction = mild_fraction
         self.augment = augment
         self._cache = _SourceCache(cache_bytes)
@@ -188,8 +191,8 @@ class PairDataset(_MediaDataset):
 
     Options (keyword): ``patch_size`` 128, ``length`` (items per epoch) 10 000, ``seed`` 0,
     ``config`` (:class:`DegradeConfig`, default its defaults), ``scale_range`` (0.25, 1.0; above
-    1 enlarges, giving soft clean targets), ``mild_config`` and ``mild_fraction`` (0: the share of
-    items degraded from ``mild_config``, e.g. :func:`~vidrestore.degrade.mild_config`),
+    1 enlarges, giving soft clean targets), ``mild_fraction`` (0: the share of items degraded from
+    ``mild_config``, default :func:`~vidrestore.degrade.mild_config`),
     ``augment`` (flips/rotations) True, ``cache_bytes`` (decoded sources per process) 3 GiB.
 
     Item ``i`` of epoch ``e`` draws its source, crop, scale, flips and degradation plan from

@@ -256,6 +256,7 @@ def restore_video(
                        disable=not progress, dynamic_ncols=True)
             for first, segment in _segments(bar, done, segment_frames):
                 write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None}))
+                work.finished(first)
         finally:
             frames.close()  # stop and join the decode thread before the reader closes
     if not work.parts:
@@ -336,7 +337,7 @@ class _WorkFolder:
         for start in starts:
             if start != expected or self._segment_frames is None:
                 break
-            self.segment_path(start)
+            self.finished(start)
             expected += self._segment_frames
         for path in self.folder.iterdir():
             if path.name != "job.json" and path not in self.parts:
@@ -346,10 +347,13 @@ class _WorkFolder:
         return len(self.parts) * (self._segment_frames or 0)
 
     def segment_path(self, first: int) -> Path:
-        path = self.folder / f"{first:09d}{self.suffix}"
+        return self.folder / f"{first:09d}{self.suffix}"
+
+    def finished(self, first: int) -> None:
+        """Record the segment starting at frame ``first`` as complete (joined at the end)."""
+        path = self.segment_path(first)
         if path not in self.parts:
             self.parts.append(path)
-        return path
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

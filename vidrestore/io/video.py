@@ -405,14 +405,8 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop without producing the output: close everything and delete the partial file."""
-        for closeable in (self._audio, self._container):
-            try:
-                if closeable is not None:
-                    closeable.close()
-            except (av.FFmpegError, OSError) as error:
-                logger.debug("%s: error while aborting: %s", self.path, error)
+        _discard_partial(self.path, self._partial, self._audio, self._container)
         self._container = None
-        self._partial.unlink(missing_ok=True)
 
     def _guarded(self, action: Callable[[], None]) -> None:
         """Run an encoding step; on a codec or disk error, abort and raise :class:`MediaError`."""
@@ -517,15 +511,21 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
             raise MediaError(path, f"joining segments failed: {getattr(error, 'strerror', None) or error}") from error
         os.replace(partial, path)
     except BaseException:
-        for closeable in (audio, output):
-            try:
-                if closeable is not None:
-                    closeable.close()
-            except (av.FFmpegError, OSError):
-                pass
-        partial.unlink(missing_ok=True)
+        _discard_partial(path, partial, audio, output)
         raise
     return packets
+
+
+def _discard_partial(path: Path, partial: Path, *closeables: Any) -> None:
+    """Close what writes ``path``'s partial file (errors only logged: the file is being thrown
+    away) and delete it."""
+    for closeable in closeables:
+        try:
+            if closeable is not None:
+                closeable.close()
+        except (av.FFmpegError, OSError) as error:
+            logger.debug("%s: error while discarding the partial file: %s", path, error)
+    partial.unlink(missing_ok=True)
 
 
 def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from vidrestore.degrade import DegradeConfig, mild_config
 
-__all__ = ["GeneratorConfig", "DiscriminatorConfig", "TrainConfig", "apply_overrides"]
+__all__ = ["GeneratorConfig", "DiscriminatorConfig", "TrainConfig", "apply_overrides", "changed_fields"]
 
 
 @dataclass
@@ -88,21 +88,25 @@ class TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
+    """``cls`` from a (possibly partial) dict: missing fields keep ``base``'s values, else the
+    field defaults — for a nested group, the *field's* default (``mild`` starts from
+    :func:`~vidrestore.degrade.mild_config`, not from ``DegradeConfig()``)."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
+    base = base if base is not None else cls()
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _build(hint, value, prefix + name + ".")
+            value = _build(hint, value, prefix + name + ".", getattr(base, name))
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs)
 
 
 def _parse(text: str, hint: Any) -> Any:
@@ -123,6 +127,19 @@ def _parse(text: str, hint: Any) -> Any:
     if hint in (int, float, str):
         return hint(text)
     raise ValueError(f"cannot parse {text!r} as {hint}")
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the leaves that differ between two ``to_dict()`` trees (lists and tuples
+    compare equal)."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += changed_fields(a, b, prefix + key + ".")
+        elif (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
+            changed.append(prefix + key)
+    return changed
 
 
 def apply_overrides(config: Any, overrides: list[str]) -> Any:

@@ -39,7 +39,7 @@ from vidrestore.nets.discriminator import PatchDiscriminator
 from vidrestore.nets.unet import UNet
 from vidrestore.train import distributed
 from vidrestore.train.checkpoint import load_checkpoint, save_checkpoint
-from vidrestore.train.config import TrainConfig
+from vidrestore.train.config import TrainConfig, changed_fields
 from vidrestore.train.ema import EMA
 from vidrestore.weights import load_generator, save_generator
 
@@ -172,6 +172,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         torch.set_rng_state(state["torch_rng"])
         step, best_psnr, elapsed_before = int(state["step"]), float(state["best_psnr"]), float(state["elapsed"])
         log.info("resumed from %s at step %d", checkpoint_path, step)
+        changed = changed_fields(json.loads(state.get("config") or "{}"), config.to_dict())
+        if changed:
+            # Allowed (a schedule or thread count may change mid-run) but no longer the run that started.
+            log.warning("resuming with changed settings (the run will not replay its start): %s", ", ".join(changed))
     g_model, d_model = generator, discriminator
     if dist_info.enabled:
         ids = [device.index] if device.type == "cuda" else None
