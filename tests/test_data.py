@@ -236,6 +236,25 @@ def test_mild_fraction_draws_that_share_of_plans_from_the_mild_config(media_tree
             PairDataset(root, patch_size=32, scale_range=bad)
 
 
+def test_defocus_fraction_blurs_the_clean_target_itself(media_tree) -> None:
+    from vidrestore.degrade import ops
+
+    root, _ = media_tree
+    sharp = PairDataset(root, patch_size=32, length=4, seed=9, config=cheap_config(), scale_range=(0.5, 1.0))
+    soft = PairDataset(root, patch_size=32, length=4, seed=9, config=cheap_config(), scale_range=(0.5, 1.0),
+                       defocus_fraction=1.0, defocus_sigma=(2.0, 2.0))
+    for index in range(4):
+        clean, plan = sharp._item(index)
+        degraded, target = soft[index]
+        expected = ops.gaussian_blur(clean, kernel_size=13, sigma=2.0)
+        np.testing.assert_allclose(as_image(target), expected, atol=1e-6)
+        assert float(np.abs(expected - clean).max()) > 0.01  # the blur did change the crop
+        assert soft.plan_for(index) == plan  # same crop and plan, drawn before the defocus
+        np.testing.assert_allclose(as_image(degraded), apply_plan(expected, plan), atol=1e-6)
+    with pytest.raises(ValueError, match="defocus"):
+        PairDataset(root, patch_size=32, defocus_fraction=2.0)
+
+
 def test_pair_items_replay_from_seed_epoch_and_index(media_tree) -> None:
     root, _ = media_tree
     first = make_pair_dataset(root)

@@ -110,6 +110,8 @@ class _MediaDataset(Dataset):
         scale_range: tuple[float, float] = (0.25, 1.0),
         mild_config: DegradeConfig | None = None,
         mild_fraction: float = 0.0,
+        defocus_fraction: float = 0.0,
+        defocus_sigma: tuple[float, float] = (0.8, 3.0),
         augment: bool = True,
         cache_bytes: int = 3 << 30,
     ) -> None:
@@ -128,6 +130,11 @@ class _MediaDataset(Dataset):
             raise ValueError(f"mild_fraction must be in [0, 1], got {mild_fraction}")
         self.mild_config = mild_config if mild_config is not None else gentle_config()
         self.mild_fraction = mild_fraction
+        if not 0.0 <= defocus_fraction <= 1.0 or not 0 < defocus_sigma[0] <= defocus_sigma[1]:
+            raise ValueError(f"need 0 <= defocus_fraction <= 1 and 0 < defocus_sigma low <= high, "
+                             f"got {defocus_fraction}, {defocus_sigma}")
+        self.defocus_fraction = defocus_fraction
+        self.defocus_sigma = defocus_sigma
         self.augment = augment
         self._cache = _SourceCache(cache_bytes)
         self._pid = os.getpid()
@@ -171,6 +178,19 @@ class _MediaDataset(Dataset):
         mild = self.mild_fraction > 0 and rng.random() < self.mild_fraction
         return sample_plan(self.mild_config if mild else self.config, seed)
 
+    def _defocus(self, rng: np.random.Generator, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """With probability ``defocus_fraction``, the clean frames themselves blurred (Gaussian,
+        σ from ``defocus_sigma``): a target that is soft *and correct*, as a shallow depth of field
+        is, so the net does not carve thin sharp lines out of every soft edge. Drawn after the
+        plan, and not at all when the fraction is 0 (older streams replay)."""
+        if not (self.defocus_fraction > 0 and rng.random() < self.defocus_fraction):
+            return frames
+        from vidrestore.degrade import ops
+
+        sigma = float(rng.uniform(*self.defocus_sigma))
+        size = 2 * int(np.ceil(3 * sigma)) + 1
+        return [ops.gaussian_blur(f, kernel_size=size, sigma=sigma) for f in frames]
+
     def _shrink(self, region: np.ndarray) -> np.ndarray:
         """Integer or float region → float32 ``(patch, patch, 3)`` in [0, 1]: area averaging
         down, bicubic up (as video scalers enlarge)."""
@@ -192,7 +212,8 @@ class PairDataset(_MediaDataset):
     Options (keyword): ``patch_size`` 128, ``length`` (items per epoch) 10 000, ``seed`` 0,
     ``config`` (:class:`DegradeConfig`, default its defaults), ``scale_range`` (0.25, 1.0; above
     1 enlarges, giving soft clean targets), ``mild_fraction`` (0: the share of items degraded from
-    ``mild_config``, default :func:`~vidrestore.degrade.mild_config`),
+    ``mild_config``, default :func:`~vidrestore.degrade.mild_config`), ``defocus_fraction`` (0:
+    the share of items whose clean target is itself blurred, σ from ``defocus_sigma`` (0.8, 3)),
     ``augment`` (flips/rotations) True, ``cache_bytes`` (decoded sources per process) 3 GiB.
 
     Item ``i`` of epoch ``e`` draws its source, crop, scale, flips and degradation plan from
@@ -208,6 +229,7 @@ class PairDataset(_MediaDataset):
         if self.augment:
             clean = _augment(clean, bool(rng.random() < 0.5), int(rng.integers(4)))
         plan = self._plan(rng)
+        (clean,) = self._defocus(rng, [clean])
         return clean, plan
 
     def plan_for(self, index: int):
@@ -275,5 +297,6 @@ class ClipDataset(_MediaDataset):
             flip, rotations = bool(rng.random() < 0.5), int(rng.integers(4))
             clean = [_augment(f, flip, rotations) for f in clean]
         plan = self._plan(rng)
+        clean = self._defocus(rng, clean)
         degraded = apply_plan_clip(clean, plan)
         return torch.stack([_to_tensor(f) for f in degraded]), torch.stack([_to_tensor(f) for f in clean])

@@ -49,6 +49,8 @@ class TrainConfig:
     patch_size: int = 128
     scale_range: tuple[float, float] = (0.25, 1.0)  # crop scale; above 1 enlarges (soft clean targets)
     mild_fraction: float = 0.0  # share of training items degraded from ``mild`` instead of ``degrade``
+    defocus_fraction: float = 0.0  # share of items whose clean target is itself blurred (soft and correct)
+    defocus_sigma: tuple[float, float] = (0.8, 3.0)
     lr_g: float = 4e-4
     lr_d: float = 2e-4
     lr_min_ratio: float = 0.05

@@ -192,6 +192,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         scale_range=config.scale_range,
         mild_config=config.mild,
         mild_fraction=config.mild_fraction,
+        defocus_fraction=config.defocus_fraction,
+        defocus_sigma=config.defocus_sigma,
     )
     sampler = StepBatches(
         start=step, total=total, batch_size=config.batch_size, rank=dist_info.rank, world_size=dist_info.world_size
