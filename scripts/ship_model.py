@@ -28,8 +28,12 @@ FAILURES = """\
   underwater scenes, scikit-image's samples; a few cartoons): faces, text and film grain are
   under-represented; it may smooth grain that is wanted.
 - Mild degradations on fine texture (pebbles, foliage, fur with noise σ ≈ 0.01 or JPEG ≥ 85) can
-  come out smoother than they went in: the net cannot always tell fine texture from noise. Nearly
-  clean input is not passed through exactly (≈ 42 dB against the clean image, not ∞).
+  come out smoother than they went in: the net cannot always tell fine texture from noise
+  (`benchmarks/do_no_harm.py`: sharp crops with gray noise σ 0.01 + JPEG 92 end about 0.1 dB
+  below the input on average, below it on about a quarter of the mildly damaged crops). Clean
+  input is not passed through exactly: it changes by about 2 8-bit levels on average (≈ 40 dB).
+- Soft footage: trained with enlarged and defocused clean targets so that soft is not always
+  taken for blurred, but a soft picture with mild damage can still gain edges it never had.
 - Heavy degradations outside the training ranges (JPEG quality < 50, noise σ > 0.12, blur
   kernels > 13 px, downscale > 4×) are only partly restored.
 - It removes compression artifacts it has seen (JPEG, H.264 intra/inter at CRF 18–38). MPEG-2
@@ -98,10 +102,17 @@ def main() -> None:
         + (f"; {config['mild_fraction']:.0%} of the crops from `mild_config()`"
            + ("" if config["mild"] == json.loads(json.dumps(asdict(mild_config()))) else " (overridden: see the run's config.json)")
            + " instead (the same operators at their gentle end: nearly good footage)" if config.get("mild_fraction") else ""),
+        *([f"- {config['defocus_fraction']:.0%} of the clean targets themselves blurred (Gaussian σ "
+            f"{config['defocus_sigma'][0]}–{config['defocus_sigma'][1]}: soft and correct, like a shallow depth of field)"]
+          if config.get("defocus_fraction") else []),
         *([f"- warm-started from `{config['init_from']}` (see the history below)"] if config.get("init_from") else []),
-        f"- phases: {config.get('g_pretrain_steps', 0)} L1-only generator steps (no discriminator), then "
-        f"{config['d_pretrain_steps']} discriminator-only steps, then {config['steps']} joint steps "
-        f"k1·L1 + k2·L_GAN with k1 = {config['k1']}, k2 = {config['k2']}",
+        (f"- phases: {config.get('g_pretrain_steps', 0)} L1-only generator steps (no discriminator), then "
+         f"{config['d_pretrain_steps']} discriminator-only steps, then {config['steps']} joint steps "
+         f"k1·L1 + k2·L_GAN with k1 = {config['k1']}, k2 = {config['k2']}"
+         if shipped_step > config.get("g_pretrain_steps", 0) else
+         f"- phases: L1-only generator steps (no discriminator), stopped at step {shipped_step} of the "
+         f"{config.get('g_pretrain_steps', 0)} planned, before this run's discriminator and joint phases "
+         "(the adversarial phases of the runs it was warm-started from are in the history below)"),
         f"- steps: {checkpoint['step']} in all (batch {config['batch_size']}), AdamW lr {config['lr_g']} cosine over the "
         f"generator's steps, EMA {config['ema_decay']}",
         f"- wall time: {checkpoint['elapsed'] / 3600:.2f} h on {platform.processor() or platform.machine()} "
