@@ -98,6 +98,16 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def _check_range(name: str, bounds: tuple[float, float]) -> None:
+    if not 0 < bounds[0] <= bounds[1]:
+        raise ValueError(f"{name} must satisfy 0 < low <= high, got {bounds}")
+
+
 class _MediaDataset(Dataset):
     def __init__(
         self,
@@ -123,16 +133,13 @@ class _MediaDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.config = config or DegradeConfig()
-        if not 0 < scale_range[0] <= scale_range[1]:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+        _check_range("scale_range", scale_range)
         self.scale_range = scale_range
-        if not 0.0 <= mild_fraction <= 1.0:
-            raise ValueError(f"mild_fraction must be in [0, 1], got {mild_fraction}")
+        _check_fraction("mild_fraction", mild_fraction)
         self.mild_config = mild_config if mild_config is not None else gentle_config()
         self.mild_fraction = mild_fraction
-        if not 0.0 <= defocus_fraction <= 1.0 or not 0 < defocus_sigma[0] <= defocus_sigma[1]:
-            raise ValueError(f"need 0 <= defocus_fraction <= 1 and 0 < defocus_sigma low <= high, "
-                             f"got {defocus_fraction}, {defocus_sigma}")
+        _check_fraction("defocus_fraction", defocus_fraction)
+        _check_range("defocus_sigma", defocus_sigma)
         self.defocus_fraction = defocus_fraction
         self.defocus_sigma = defocus_sigma
         self.augment = augment

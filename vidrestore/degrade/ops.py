@@ -213,8 +213,9 @@ def _rgb_to_ycc() -> np.ndarray:
     return np.stack([luma, blue / (2 * (1 - luma[2])), red / (2 * (1 - luma[0]))])
 
 
-_RGB_TO_YCC = _rgb_to_ycc().astype(np.float32)
-_YCC_TO_RGB = np.linalg.inv(_rgb_to_ycc()).astype(np.float32)
+_RGB_TO_YCC_F64 = _rgb_to_ycc()
+_RGB_TO_YCC = _RGB_TO_YCC_F64.astype(np.float32)
+_YCC_TO_RGB = np.linalg.inv(_RGB_TO_YCC_F64).astype(np.float32)
 
 
 def chroma_bleed(image: np.ndarray, *, horizontal: int, vertical: int, shift: float) -> np.ndarray:
