@@ -89,7 +89,7 @@ def main() -> None:
                 changes.append(f"{np.mean([np.abs(o - x).mean() * 255 for o, x in zip(restored, xs)]):.2f}")
             else:
                 below += int(np.sum(np.array(psnr) < np.array(inputs[name])))
-        label = Path(model).name if model else "shipped"
+        label = "/".join(Path(model).parts[-2:]) if model else "shipped"
         lines.append(f"| {label} | " + " | ".join(row) + f" | {' / '.join(changes)} | {below} of {2 * len(sharp)} |")
     print("\n".join(lines))
 

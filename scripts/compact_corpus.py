@@ -1,0 +1,75 @@
+"""Copy an image folder into a compact one that fits a size budget (e.g. to carry a training set
+to a rented GPU machine): files under ``--keep-below`` bytes, and JPEG or WebP files already within
+``--max-mp``, are copied as they are (so is a lossy file that would not get smaller); others are read as RGB (alpha dropped, as the training loader does), shrunk by area averaging to at most
+``--max-mp`` megapixels and written as JPEG at ``--quality`` with 4:4:4 chroma (artifacts far below
+the training degradations). Prints the total size.
+
+    python scripts/compact_corpus.py data/curated/train data/compact/train --max-mp 4.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vidrestore.data import load_rgb  # noqa: E402
+from vidrestore.io.listing import IMAGE_EXTENSIONS  # noqa: E402
+
+
+def _megapixels(path: Path) -> float:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.width * image.height / 1e6
+
+
+def compact(src: Path, dst: Path, *, max_mp: float, quality: int, keep_below: int) -> int:
+    dst.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for path in sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS):
+        small = path.stat().st_size < keep_below
+        lossy = path.suffix.lower() in (".jpg", ".jpeg", ".webp")
+        if small or (lossy and _megapixels(path) <= max_mp):  # no second round of lossy coding
+            shutil.copy2(path, dst / path.name)
+            total += path.stat().st_size
+            continue
+        rgb = load_rgb(path)
+        if rgb.dtype != np.uint8:
+            rgb = (rgb.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+        height, width = rgb.shape[:2]
+        factor = min(1.0, (max_mp * 1e6 / (height * width)) ** 0.5)
+        if factor < 1.0:
+            size = (max(1, round(width * factor)), max(1, round(height * factor)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        out = dst / (path.stem + ".jpg")
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
+            raise OSError(f"{out}: could not write")
+        if lossy and out.stat().st_size >= path.stat().st_size:  # already smaller as it was
+            out.unlink()
+            out = dst / path.name
+            shutil.copy2(path, out)
+        total += out.stat().st_size
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("src", type=Path)
+    parser.add_argument("dst", type=Path)
+    parser.add_argument("--max-mp", type=float, default=4.2)
+    parser.add_argument("--quality", type=int, default=95)
+    parser.add_argument("--keep-below", type=int, default=300_000)
+    args = parser.parse_args()
+    total = compact(args.src, args.dst, max_mp=args.max_mp, quality=args.quality, keep_below=args.keep_below)
+    print(f"{args.dst}: {total / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

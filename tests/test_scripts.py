@@ -1,0 +1,111 @@
+"""The helper scripts used to train the shipped model on a rented machine: the compact copy of a
+corpus and the fixed-budget training driver."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from conftest import textured_image
+from test_train import TINY
+from vidrestore.data import load_rgb
+from vidrestore.io import Image, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+def test_compact_corpus(tmp_path):
+    compact = _script("compact_corpus").compact
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    big = textured_image(1, height=900, width=1200)  # ~1.1 MP of texture: a large PNG
+    rgba = np.concatenate([textured_image(2, height=800, width=800), np.full((800, 800, 1), 128, np.uint8)], axis=2)
+    write_image(src / "big.png", Image(pixels=big))
+    write_image(src / "rgba.png", Image(pixels=rgba))
+    write_image(src / "small.png", Image(pixels=textured_image(3, height=40, width=48)))
+    cv2.imwrite(str(src / "photo.jpg"), textured_image(4, height=600, width=700)[:, :, ::-1])
+    (src / "notes.txt").write_text("not an image")
+    total = compact(src, dst, max_mp=0.5, quality=95, keep_below=20_000)
+
+    assert sorted(p.name for p in dst.iterdir()) == ["big.jpg", "photo.jpg", "rgba.jpg", "small.png"]
+    assert total == sum(p.stat().st_size for p in dst.iterdir())
+    # Small files and JPEGs within the size limit are copied byte for byte (no second JPEG loss).
+    assert (dst / "small.png").read_bytes() == (src / "small.png").read_bytes()
+    assert (dst / "photo.jpg").read_bytes() == (src / "photo.jpg").read_bytes()
+    # Big ones are shrunk by area averaging to the megapixel limit, aspect kept, alpha dropped.
+    shrunk = load_rgb(dst / "big.jpg")
+    assert shrunk.shape[0] * shrunk.shape[1] <= 0.5e6 and abs(shrunk.shape[1] / shrunk.shape[0] - 4 / 3) < 0.01
+    reference = cv2.resize(big, (shrunk.shape[1], shrunk.shape[0]), interpolation=cv2.INTER_AREA)
+    assert _psnr(shrunk, reference) > 35
+    rgb = load_rgb(dst / "rgba.jpg")
+    assert rgb.shape[2] == 3 and rgb.shape[0] * rgb.shape[1] <= 0.5e6
+    assert (dst / "big.jpg").stat().st_size < (src / "big.png").stat().st_size
+
+
+def test_compact_corpus_keeps_a_lossy_file_that_would_grow(tmp_path):
+    compact = _script("compact_corpus").compact
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    # A strongly compressed JPEG above the megapixel limit: re-encoding at quality 95 would grow it.
+    cv2.imwrite(str(src / "low.jpg"), textured_image(5, height=800, width=900)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 20])
+    compact(src, dst, max_mp=0.5, quality=95, keep_below=1000)
+    assert [p.name for p in dst.iterdir()] == ["low.jpg"]
+    assert (dst / "low.jpg").read_bytes() == (src / "low.jpg").read_bytes()
+
+
+def test_timed_finetune_plan():
+    plan = _script("timed_finetune").plan
+    more, g_total, joint = plan(30.0, 400.0, probe=600, adversarial=0.15, d_pretrain=200, safety=0.95)
+    assert more == 11400 and joint == 1510 and g_total == 600 + 11400 - 1510 - 200
+    # Too little time for a joint phase: all new steps are L1 steps.
+    more, g_total, joint = plan(2.0, 100.0, probe=50, adversarial=0.15, d_pretrain=200, safety=1.0)
+    assert (more, g_total, joint) == (200, 250, 0)
+    assert plan(5.0, -10.0, probe=50, adversarial=0.15, d_pretrain=200, safety=1.0) == (0, 50, 0)
+
+
+def test_timed_finetune_end_to_end(image_folder, tmp_path):
+    out, export = tmp_path / "run", tmp_path / "export"
+    cmd = [sys.executable, str(ROOT / "scripts/timed_finetune.py"), "--budget-s", "25", "--reserve-s", "3",
+           "--probe-steps", "6", "--adversarial", "0.5", "--d-pretrain", "2", "--out", str(out), "--export", str(export),
+           "--", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"),
+           *[a for item in TINY for a in ("--set", item)]]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "probe:" in result.stdout and "exported" in result.stdout
+    records = [json.loads(line) for line in (export / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records) > 6, "the run went on past its probe"
+    config = json.loads((export / "config.json").read_text())
+    assert config["stop_after"] == 0 and config["g_pretrain_steps"] >= 6
+    for name in ("last.safetensors", "pretrain.safetensors"):
+        with safe_open(export / name, "pt") as handle:
+            assert all(handle.get_tensor(k).dtype.is_floating_point for k in handle.keys())
+            assert {str(handle.get_tensor(k).dtype) for k in handle.keys()} == {"torch.float16"}
+
+
+@pytest.mark.parametrize("args", [["--budget-s", "10"], []])
+def test_timed_finetune_rejects_a_failed_probe(tmp_path, args):
+    cmd = [sys.executable, str(ROOT / "scripts/timed_finetune.py"), *args, "--out", str(tmp_path / "run"), "--",
+           "--train-data", str(tmp_path / "missing")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode != 0
+    if args:
+        assert "probe failed" in result.stderr
