@@ -123,7 +123,7 @@ def main() -> None:
         "at 1e-4 the GAN term is ~10× the L1 term in value and dominates its gradient; PSNR fell while it did "
         "(see the history). This run used the k2 above, where the GAN term is a few % of the loss.",
         "",
-        "## Validation curve (EMA weights, 64 fixed val crops of 128², default degradations)",
+        f"## Validation curve (EMA weights, {config['val_samples']} fixed val crops of {config['patch_size']}², default degradations)",
         "",
         f"degraded input: PSNR {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}",
         "",

@@ -74,8 +74,10 @@ def test_compact_corpus_keeps_a_lossy_file_that_would_grow(tmp_path):
 
 def test_timed_finetune_plan():
     plan = _script("timed_finetune").plan
-    more, g_total, joint = plan(30.0, 400.0, probe=600, adversarial=0.15, d_pretrain=200, safety=0.95)
-    assert more == 11400 and joint == 1510 and g_total == 600 + 11400 - 1510 - 200
+    more, g_total, joint = plan(30.0, 400.0, probe=600, adversarial=0.15, d_pretrain=200, safety=0.95, joint_cost=1.5)
+    # 11400 L1-step equivalents; 15 % of them (1710) buy 1140 D + joint steps, 200 of them D pretraining.
+    assert more == 11400 and joint == 940 and g_total == 600 + 11400 - 1710
+    assert plan(30.0, 400.0, probe=600, adversarial=0.15, d_pretrain=200, safety=0.95, joint_cost=1.0)[1:] == (10290, 1510)
     # Too little time for a joint phase: all new steps are L1 steps.
     more, g_total, joint = plan(2.0, 100.0, probe=50, adversarial=0.15, d_pretrain=200, safety=1.0)
     assert (more, g_total, joint) == (200, 250, 0)
@@ -84,7 +86,7 @@ def test_timed_finetune_plan():
 
 def test_timed_finetune_end_to_end(image_folder, tmp_path):
     out, export = tmp_path / "run", tmp_path / "export"
-    cmd = [sys.executable, str(ROOT / "scripts/timed_finetune.py"), "--budget-s", "25", "--reserve-s", "3",
+    cmd = [sys.executable, str(ROOT / "scripts/timed_finetune.py"), "--budget-s", "300", "--reserve-s", "3", "--max-steps", "40",
            "--probe-steps", "6", "--adversarial", "0.5", "--d-pretrain", "2", "--out", str(out), "--export", str(export),
            "--", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"),
            *[a for item in TINY for a in ("--set", item)]]
@@ -92,7 +94,7 @@ def test_timed_finetune_end_to_end(image_folder, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "probe:" in result.stdout and "exported" in result.stdout
     records = [json.loads(line) for line in (export / "metrics.jsonl").read_text().splitlines()]
-    assert max(r["step"] for r in records) > 6, "the run went on past its probe"
+    assert 6 < max(r["step"] for r in records) <= 41, "the run went on past its probe, within --max-steps"
     config = json.loads((export / "config.json").read_text())
     assert config["stop_after"] == 0 and config["g_pretrain_steps"] >= 6
     for name in ("last.safetensors", "pretrain.safetensors"):

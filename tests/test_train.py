@@ -144,7 +144,7 @@ def test_overrides_and_lr_schedule():
     with pytest.raises(ValueError, match="unknown config key"):
         apply_overrides(TrainConfig(), ["generator.nope=1"])
     # A partial group in a config file keeps the field's own defaults: ``mild`` stays gentle.
-    partial = TrainConfig.from_dict({"mild_fraction": 0.25, "mild": {"jpeg": {"quality": [85, 100]}}})
+    partial = TrainConfig.from_dict({"mild_fraction": 0.5, "mild": {"jpeg": {"quality": [85, 100]}}})
     assert partial.mild.jpeg.quality == (85, 100) and partial.mild.jpeg.probability == mild_config().jpeg.probability
     assert partial.mild.noise == mild_config().noise and partial.mild.blur.sigma == (0.3, 1.0)
     assert partial.degrade == TrainConfig().degrade
