@@ -29,11 +29,14 @@ FAILURES = """\
   under-represented; it may smooth grain that is wanted.
 - Mild degradations on fine texture (pebbles, foliage, fur with noise σ ≈ 0.01 or JPEG ≥ 85) can
   come out smoother than they went in: the net cannot always tell fine texture from noise
-  (`benchmarks/do_no_harm.py`: sharp crops with gray noise σ 0.01 + JPEG 92 end about 0.1 dB
-  below the input on average, below it on about a quarter of the mildly damaged crops). Clean
-  input is not passed through exactly: it changes by about 2 8-bit levels on average (≈ 40 dB).
+  (`benchmarks/do_no_harm.py`: sharp crops with gray noise σ 0.01 + JPEG 92 end about 0.2 dB
+  above the input on average, but below it on about a quarter of the mildly damaged crops).
+  Clean input is not passed through exactly: it changes by about 1.7 8-bit levels on average
+  (≈ 41 dB).
 - Soft footage: trained with enlarged and defocused clean targets so that soft is not always
-  taken for blurred, but a soft picture with mild damage can still gain edges it never had.
+  taken for blurred, but a soft picture can still gain edges it never had (soft clean crops
+  change by about 1.3 levels, ≈ 43 dB; the GPU-trained half of the average alone sharpens them
+  more, which is why it ships averaged — see the history).
 - Heavy degradations outside the training ranges (JPEG quality < 50, noise σ > 0.12, blur
   kernels > 13 px, downscale > 4×) are only partly restored.
 - It removes compression artifacts it has seen (JPEG, H.264 intra/inter at CRF 18–38). MPEG-2
@@ -106,6 +109,9 @@ def main() -> None:
             f"{config['defocus_sigma'][0]}–{config['defocus_sigma'][1]}: soft and correct, like a shallow depth of field)"]
           if config.get("defocus_fraction") else []),
         *([f"- warm-started from `{config['init_from']}` (see the history below)"] if config.get("init_from") else []),
+        *([f"- shipped weights: the weight-by-weight average {metadata['soup']} — the previous default and "
+           "this run, two fine-tunings of one lineage (see the history below for why and what each gives)"]
+          if metadata.get("soup") else []),
         (f"- phases: {config.get('g_pretrain_steps', 0)} L1-only generator steps (no discriminator), then "
          f"{config['d_pretrain_steps']} discriminator-only steps, then {config['steps']} joint steps "
          f"k1·L1 + k2·L_GAN with k1 = {config['k1']}, k2 = {config['k2']}"
@@ -132,7 +138,8 @@ def main() -> None:
         *[f"| {r['step']} | {PHASES[r['kind']]} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r.get('elapsed_s', '')} |"
           for r in curve],
         "",
-        f"Shipped: EMA weights at step {shipped_step} (`{args.weights}`).",
+        (f"Shipped: the average above (`{Path(args.weights).name}`); this run's own EMA weights at step {shipped_step} "
+         "are its second half." if metadata.get("soup") else f"Shipped: EMA weights at step {shipped_step} (`{args.weights}`)."),
         "",
         FAILURES,
     ]

@@ -1,5 +1,5 @@
 """The helper scripts used to train the shipped model on a rented machine: the compact copy of a
-corpus and the fixed-budget training driver."""
+corpus, the fixed-budget training driver and the weight average."""
 
 from __future__ import annotations
 
@@ -111,3 +111,29 @@ def test_timed_finetune_rejects_a_failed_probe(tmp_path, args):
     assert result.returncode != 0
     if args:
         assert "probe failed" in result.stderr
+
+
+def test_average_weights(tmp_path):
+    import torch
+
+    from vidrestore.nets.unet import UNet
+    from vidrestore.weights import load_generator, save_generator
+
+    average = _script("average_weights").average
+    tiny = dict(base_channels=4, channel_multipliers=(1, 2), encoder_blocks=(1, 1), decoder_blocks=(1, 1), middle_blocks=1)
+    torch.manual_seed(0)
+    first, second = UNet(**tiny), UNet(**tiny)
+    save_generator(tmp_path / "a.safetensors", first, tiny, {"step": "10"})
+    save_generator(tmp_path / "b.safetensors", second, tiny, {"step": "20"})
+    average(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 0.25, tmp_path / "soup.safetensors")
+    soup, metadata = load_generator(tmp_path / "soup.safetensors")
+    for key, value in soup.state_dict().items():
+        expected = 0.75 * first.state_dict()[key] + 0.25 * second.state_dict()[key]
+        assert torch.allclose(value, expected, atol=1e-6), key
+    assert "0.75 ×" in metadata["soup"] and "(step 20)" in metadata["soup"] and metadata["step"] == "20"
+    # Different networks cannot be averaged.
+    save_generator(tmp_path / "c.safetensors", UNet(**(tiny | dict(middle_blocks=2))), tiny | dict(middle_blocks=2))
+    with pytest.raises(SystemExit, match="different networks"):
+        average(tmp_path / "a.safetensors", tmp_path / "c.safetensors", 0.5, tmp_path / "bad.safetensors")
+    with pytest.raises(SystemExit, match="alpha"):
+        average(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 1.5, tmp_path / "bad.safetensors")
