@@ -133,10 +133,10 @@ def main() -> None:
         "",
         f"degraded input: PSNR {baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f}",
         "",
-        "| step | phase | PSNR (dB) | SSIM | wall time (s) |",
-        "|---|---|---|---|---|",
-        *[f"| {r['step']} | {PHASES[r['kind']]} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r.get('elapsed_s', '')} |"
-          for r in curve],
+        "| step | phase | PSNR (dB) | SSIM | soft input kept (dB) | wall time (s) |",
+        "|---|---|---|---|---|---|",
+        *[f"| {r['step']} | {PHASES[r['kind']]} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+          f"{format(r['soft_psnr'], '.2f') if 'soft_psnr' in r else ''} | {r.get('elapsed_s', '')} |" for r in curve],
         "",
         (f"Shipped: the average above (`{Path(args.weights).name}`); this run's own EMA weights at step {shipped_step} "
          "are its second half." if metadata.get("soup") else f"Shipped: EMA weights at step {shipped_step} (`{args.weights}`)."),

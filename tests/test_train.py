@@ -59,6 +59,7 @@ def test_resume_reproduces_uninterrupted_run(image_folder, tmp_path):
         assert (tmp_path / "a" / name).is_file(), name
     curve = [json.loads(line) for line in open(tmp_path / "a/metrics.jsonl")]
     assert curve[0]["kind"] == "degraded_input" and any(r["kind"] == "ema" for r in curve)
+    assert all(0 < r["soft_psnr"] <= 60 for r in curve[1:]), "every validation also reports the soft-input check"
 
 
 def test_l1_warmup_phase_then_adversarial_resumes_exactly(image_folder, tmp_path):
@@ -153,3 +154,26 @@ def test_overrides_and_lr_schedule():
     assert lr_at(0, total=100, base=1.0, warmup=10, min_ratio=0.1) == pytest.approx(0.1)
     assert lr_at(10, total=100, base=1.0, warmup=10, min_ratio=0.1) == pytest.approx(1.0)
     assert lr_at(100, total=100, base=1.0, warmup=10, min_ratio=0.1) == pytest.approx(0.1)
+
+
+def test_soft_input_check_scores_change_not_quality():
+    """The validation's soft check: soft (halved and enlarged) clean crops through the model,
+    scored against themselves — an identity keeps them (capped at 60 dB), a sharpener does not."""
+    from vidrestore.train.loop import _evaluate, _soften
+
+    from conftest import textured_image
+
+    clean = torch.from_numpy(textured_image(7, height=129, width=130)).permute(2, 0, 1)[None].float() / 255
+    soft = _soften(clean)
+    assert soft.shape == clean.shape and soft.min() >= 0 and soft.max() <= 1
+    assert (soft - clean).abs().mean() > 0.003, "softening changes the crop"
+    cpu = torch.device("cpu")
+    kept, _ = _evaluate(torch.nn.Identity(), soft, soft, cpu, torch.float32, cap=60.0)
+    assert kept == 60.0
+
+    class Sharpen(torch.nn.Module):
+        def forward(self, x):
+            return x + 1.5 * (x - torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
+
+    sharpened, _ = _evaluate(Sharpen(), soft, soft, cpu, torch.float32, cap=60.0)
+    assert 20 < sharpened < 45

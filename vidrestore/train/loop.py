@@ -103,8 +103,17 @@ def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
+def _soften(clean: torch.Tensor) -> torch.Tensor:
+    """Clean crops halved (area) and enlarged back (bicubic): soft but undamaged, as upscaled
+    footage is. A restorer should leave them as they are (``benchmarks/do_no_harm.py``'s "soft")."""
+    half = torch.nn.functional.avg_pool2d(clean, 2)
+    return torch.nn.functional.interpolate(half, size=clean.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 @torch.no_grad()
-def _evaluate(model: torch.nn.Module, degraded: torch.Tensor, clean: torch.Tensor, device, dtype, batch: int = 16):
+def _evaluate(model: torch.nn.Module, degraded: torch.Tensor, clean: torch.Tensor, device, dtype, batch: int = 16,
+              cap: float | None = None):
+    """Mean PSNR (each crop's capped at ``cap`` dB if given) and SSIM of ``model(degraded)``."""
     psnrs, ssims = [], []
     for i in range(0, len(degraded), batch):
         x = degraded[i : i + batch].to(device)
@@ -112,7 +121,7 @@ def _evaluate(model: torch.nn.Module, degraded: torch.Tensor, clean: torch.Tenso
         with autocast(device, dtype):
             out = model(x)
         out = out.float().clamp(0, 1)
-        psnrs.append(psnr(out, y).cpu())
+        psnrs.append(psnr(out, y).clamp(max=cap).cpu() if cap else psnr(out, y).cpu())
         ssims.append(ssim(out, y).cpu())
     return torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item()
 
@@ -210,6 +219,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         worker_init_fn=_worker_init,
     )
     val_degraded, val_clean = _validation_set(config) if main else (None, None)
+    val_soft = _soften(val_clean) if main else None
     writer = _summary_writer(out_dir / "tb") if main else None
     if main and step == 0:
         base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
@@ -306,14 +316,18 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             validate = step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
             if main and phase != "d_pretrain" and validate:
                 val_psnr, val_ssim = _evaluate(ema.model, val_degraded, val_clean, device, dtype)
+                # Watched, not tracked: a model that sharpens soft footage shows here first.
+                soft_psnr, _ = _evaluate(ema.model, val_soft, val_soft, device, dtype, cap=60.0)
                 kind = "ema" if adversarial else "ema_l1"
-                record = {"step": step, "kind": kind, "psnr": val_psnr, "ssim": val_ssim,
+                record = {"step": step, "kind": kind, "psnr": val_psnr, "ssim": val_ssim, "soft_psnr": soft_psnr,
                           "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1), **last}
                 _append_metrics(out_dir, record)
                 if writer:
                     writer.add_scalar("val/psnr", val_psnr, step)
                     writer.add_scalar("val/ssim", val_ssim, step)
-                tqdm.write(f"step {step} ({phase}): val PSNR {val_psnr:.2f} dB  SSIM {val_ssim:.4f}")
+                    writer.add_scalar("val/soft_psnr", soft_psnr, step)
+                tqdm.write(f"step {step} ({phase}): val PSNR {val_psnr:.2f} dB  SSIM {val_ssim:.4f}  "
+                           f"soft input kept {soft_psnr:.2f} dB")
                 if step == config.g_pretrain_steps:
                     save_generator(out_dir / "pretrain.safetensors", ema.model, _generator_config(config),
                                    {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"})
