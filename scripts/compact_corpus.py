@@ -48,6 +48,8 @@ def compact(src: Path, dst: Path, *, max_mp: float, quality: int, keep_below: in
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         out = dst / (path.stem + ".jpg")
+        if out.exists() or (src / out.name).exists() and out.name != path.name:  # a.png beside a.jpg
+            out = dst / (path.name + ".jpg")
         params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
         if not cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
             raise OSError(f"{out}: could not write")

@@ -67,8 +67,10 @@ def test_compact_corpus_keeps_a_lossy_file_that_would_grow(tmp_path):
     src.mkdir()
     # A strongly compressed JPEG above the megapixel limit: re-encoding at quality 95 would grow it.
     cv2.imwrite(str(src / "low.jpg"), textured_image(5, height=800, width=900)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 20])
+    # A PNG of the same stem does not overwrite it.
+    write_image(src / "low.png", Image(pixels=textured_image(6, height=800, width=900)))
     compact(src, dst, max_mp=0.5, quality=95, keep_below=1000)
-    assert [p.name for p in dst.iterdir()] == ["low.jpg"]
+    assert sorted(p.name for p in dst.iterdir()) == ["low.jpg", "low.png.jpg"]
     assert (dst / "low.jpg").read_bytes() == (src / "low.jpg").read_bytes()
 
 
