@@ -236,6 +236,25 @@ def test_mild_fraction_draws_that_share_of_plans_from_the_mild_config(media_tree
             PairDataset(root, patch_size=32, scale_range=bad)
 
 
+def test_clean_fraction_leaves_that_share_of_items_undegraded(media_tree) -> None:
+    root, _ = media_tree
+    plain = make_pair_dataset(root)
+    mixed = PairDataset(root, patch_size=32, length=400, seed=123, scale_range=(0.5, 1.0), clean_fraction=0.25)
+    empty = sum(not mixed.plan_for(index).ops for index in range(400))
+    assert 70 < empty < 130  # ~100 expected; a default plan always has at least one operator
+    assert all(plain.plan_for(index).ops for index in range(50))
+    every = PairDataset(root, patch_size=32, length=6, seed=123, scale_range=(0.5, 1.0), clean_fraction=1.0)
+    for index in range(6):
+        degraded, clean = every[index]
+        assert torch.equal(degraded, clean)
+        # Same source crop as the default stream: only the plan differs.
+        assert torch.equal(clean, plain[index][1])
+    unchanged = PairDataset(root, patch_size=32, length=8, seed=123, scale_range=(0.5, 1.0), clean_fraction=0.0)
+    assert [unchanged.plan_for(i) for i in range(8)] == [plain.plan_for(i) for i in range(8)]
+    with pytest.raises(ValueError, match="clean_fraction"):
+        PairDataset(root, patch_size=32, clean_fraction=-0.1)
+
+
 def test_defocus_fraction_blurs_the_clean_target_itself(media_tree) -> None:
     from vidrestore.degrade import ops
 

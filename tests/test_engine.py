@@ -294,6 +294,19 @@ def test_info_reports_device_precision_and_tiling(model: UNet) -> None:
     assert info["model"]["source"] == "module UNet"
 
 
+def test_strength_blends_the_correction_with_the_input(model: UNet) -> None:
+    frames = random_frames((2, 40, 52, 3), np.float32, seed=3)
+    options = {"device": "cpu", "precision": "fp32", "tile": 32, "tile_overlap": 8}
+    full = Restorer(model, **options)(frames)
+    assert float(np.abs(full - frames).max()) > 1e-3  # the model does change the frames
+    half = Restorer(model, strength=0.5, **options)
+    np.testing.assert_allclose(half(frames), frames + 0.5 * (full - frames), atol=1e-6)
+    pixels = random_frames((1, 40, 52, 4), np.uint8, seed=4)
+    np.testing.assert_array_equal(Restorer(model, strength=0.0, **options)(pixels), pixels)
+    assert half.info["strength"] == 0.5 and "strength=0.5" in repr(half)
+    assert half.fingerprint != Restorer(model, **options).fingerprint  # resumed jobs do not mix strengths
+
+
 # ------------------------------------------------------------------------------ threads
 
 
@@ -344,6 +357,8 @@ def test_restore_tensor_wants_float_rgb(restorer: Restorer) -> None:
         ({"threads": 0}, ValueError, "threads"),
         ({"precision": "fp16"}, ValueError, "fp16"),
         ({"tile": 32.0}, TypeError, "integers"),
+        ({"strength": 1.5}, ValueError, "strength"),
+        ({"strength": float("nan")}, ValueError, "strength"),
     ],
 )
 def test_bad_options_raise_clear_errors(model: UNet, options: dict, error: type, message: str) -> None:

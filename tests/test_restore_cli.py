@@ -85,3 +85,16 @@ def test_glob_and_single_file_and_refuse_overwrite(model_path, tmp_path):
     assert same.returncode == 1 and "overwrite" in same.stderr
     missing = run(str(tmp_path / "nope*.png"), "-o", str(tmp_path / "x"), "--model", str(model_path))
     assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_strength_zero_returns_the_image_and_bad_strength_is_refused(model_path, tmp_path):
+    pixels = textured_image(5, 40, 56)
+    write_image(tmp_path / "in.png", Image(pixels=pixels))
+    full = run(str(tmp_path / "in.png"), "-o", str(tmp_path / "full.png"), "--model", str(model_path))
+    none = run(str(tmp_path / "in.png"), "-o", str(tmp_path / "none.png"), "--model", str(model_path), "--strength", "0")
+    assert full.returncode == 0 and none.returncode == 0, full.stderr + none.stderr
+    assert not np.array_equal(read_image(tmp_path / "full.png").pixels, pixels)  # the model changes it
+    assert np.array_equal(read_image(tmp_path / "none.png").pixels, pixels)
+    bad = run(str(tmp_path / "in.png"), "-o", str(tmp_path / "bad.png"), "--model", str(model_path), "--strength", "2")
+    assert bad.returncode != 0 and "strength must be a number in [0, 1]" in bad.stderr
+    assert not (tmp_path / "bad.png").exists()

@@ -397,6 +397,7 @@ def test_the_cache_is_bounded_and_computes_each_key_once() -> None:
         (lambda: core.std.BlankClip(length=2, width=65), {"format": vs.YUV420P8}, "cannot be subsampled"),
         (lambda: core.std.BlankClip(length=2), {"temporal_strength": 2.0}, "temporal_strength"),
         (lambda: core.std.BlankClip(length=2), {"batch_size": 0}, "batch_size"),
+        (lambda: core.std.BlankClip(length=2), {"strength": 2.0}, "strength must be a number"),
         (lambda: core.std.BlankClip(length=2), {"model": "/nonexistent/model.safetensors"}, "not found"),
     ],
 )
@@ -408,6 +409,18 @@ def test_bad_input_raises_a_clear_vs_error(clip, options: dict, message: str) ->
 def test_a_shared_restorer_excludes_model_options(identity: Restorer) -> None:
     with pytest.raises(vs.Error, match="model, tile belong to the Restorer"):
         vr.restore(core.std.BlankClip(length=2), restorer=identity, model="x.safetensors", tile=256)
+
+
+def test_strength_zero_gives_the_clip_back(tiny_model_file: Path, identity: Restorer) -> None:
+    source = in_format(clip_from(pictures(3)), "YUV420P8")
+    untouched = vr.restore(source, model=str(tiny_model_file), device="cpu", precision="fp32", strength=0.0,
+                           temporal=False)
+    assert [frame_bytes(f) for f in untouched.frames()] == [frame_bytes(f) for f in vr.restore(
+        source, restorer=identity, temporal=False).frames()]  # what the format round trip alone gives
+    changed = vr.restore(source, model=str(tiny_model_file), device="cpu", precision="fp32", temporal=False)
+    assert [frame_bytes(f) for f in changed.frames()] != [frame_bytes(f) for f in untouched.frames()]
+    with pytest.raises(vs.Error, match="strength belong to the Restorer"):
+        vr.restore(source, restorer=identity, strength=0.5)
 
 
 # ------------------------------------------------------------------------------ vspipe

@@ -97,6 +97,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         tile=args.tile,
         tile_overlap=args.tile_overlap,
         batch_size=args.batch_size,
+        strength=args.strength,
     )
     report = restore_paths(
         args.inputs,
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (mirrored tree)")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
     _add_common_device(p)
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="0..1: how much of the model's correction to apply (default 1; lower for nearly good footage)")
     p.add_argument("--codec", default="libx264", help="video codec: libx264, libx265, ffv1 (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="video quality (default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")

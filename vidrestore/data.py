@@ -120,6 +120,7 @@ class _MediaDataset(Dataset):
         scale_range: tuple[float, float] = (0.25, 1.0),
         mild_config: DegradeConfig | None = None,
         mild_fraction: float = 0.0,
+        clean_fraction: float = 0.0,
         defocus_fraction: float = 0.0,
         defocus_sigma: tuple[float, float] = (0.8, 3.0),
         augment: bool = True,
@@ -138,6 +139,8 @@ class _MediaDataset(Dataset):
         _check_fraction("mild_fraction", mild_fraction)
         self.mild_config = mild_config if mild_config is not None else gentle_config()
         self.mild_fraction = mild_fraction
+        _check_fraction("clean_fraction", clean_fraction)
+        self.clean_fraction = clean_fraction
         _check_fraction("defocus_fraction", defocus_fraction)
         _check_range("defocus_sigma", defocus_sigma)
         self.defocus_fraction = defocus_fraction
@@ -180,9 +183,13 @@ class _MediaDataset(Dataset):
 
     def _plan(self, rng: np.random.Generator) -> Plan:
         """The item's degradation plan: from ``mild_config`` with probability ``mild_fraction``,
-        else from ``config`` (no extra draw when ``mild_fraction`` is 0: older streams replay)."""
+        else from ``config``; with probability ``clean_fraction`` no operator at all (the input is
+        the clean crop itself, so the net learns to leave good footage alone). No extra draw for
+        a fraction that is 0: older streams replay."""
         seed = int(rng.integers(2**31 - 1))
         mild = self.mild_fraction > 0 and rng.random() < self.mild_fraction
+        if self.clean_fraction > 0 and rng.random() < self.clean_fraction:
+            return Plan(ops=(), seed=seed)
         return sample_plan(self.mild_config if mild else self.config, seed)
 
     def _defocus(self, rng: np.random.Generator, frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -219,7 +226,8 @@ class PairDataset(_MediaDataset):
     Options (keyword): ``patch_size`` 128, ``length`` (items per epoch) 10 000, ``seed`` 0,
     ``config`` (:class:`DegradeConfig`, default its defaults), ``scale_range`` (0.25, 1.0; above
     1 enlarges, giving soft clean targets), ``mild_fraction`` (0: the share of items degraded from
-    ``mild_config``, default :func:`~vidrestore.degrade.mild_config`), ``defocus_fraction`` (0:
+    ``mild_config``, default :func:`~vidrestore.degrade.mild_config`), ``clean_fraction`` (0: the
+    share of items left undegraded, input = target), ``defocus_fraction`` (0:
     the share of items whose clean target is itself blurred, σ from ``defocus_sigma`` (0.8, 3)),
     ``augment`` (flips/rotations) True, ``cache_bytes`` (decoded sources per process) 3 GiB.
 

@@ -289,6 +289,9 @@ class Restorer:
             full pass, and ``batch_size=1`` suits one-image-at-a-time use.
         channels_last: run the model in channels-last memory format (faster with oneDNN/cuDNN).
         threads: if given, sets torch's intra-op CPU thread count (process-wide).
+        strength: 0..1, how much of the model's correction is applied: the output is
+            ``input + strength * (model(input) - input)``; 1 (default) is the model's output, 0
+            returns the input unchanged. Lower it for footage that needs only a little help.
 
     Calling the restorer (see :meth:`__call__`) accepts numpy ``(N, H, W, C)``/``(H, W, C)`` and
     torch ``(N, C, H, W)``/``(C, H, W)`` frames; :meth:`restore_tensor` is the float RGB core.
@@ -305,6 +308,7 @@ class Restorer:
         batch_size: int = 2,
         channels_last: bool = True,
         threads: int | None = None,
+        strength: float = 1.0,
     ) -> None:
         if not isinstance(tile, int) or not isinstance(tile_overlap, int):
             raise TypeError("tile and tile_overlap must be integers")
@@ -314,6 +318,8 @@ class Restorer:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise ValueError(f"strength must be a number in [0, 1], got {strength!r}")
 
         self._device = resolve_device(device)
         self._compute_dtype = resolve_precision(precision, self._device)
@@ -344,6 +350,7 @@ class Restorer:
         self._metadata = dict(metadata)
         self._tile, self._tile_overlap, self._batch_size = max(tile, 0), tile_overlap, batch_size
         self._channels_last = channels_last
+        self._strength = float(strength)
         self._fingerprint: str | None = None
         logger.info(
             "Restorer: %s, %s, tile %d overlap %d, batch %d",
@@ -366,6 +373,7 @@ class Restorer:
             "tile_overlap": self._tile_overlap,
             "batch_size": self._batch_size,
             "channels_last": self._channels_last,
+            "strength": self._strength,
             "threads": torch.get_num_threads() if self._device.type == "cpu" else None,
             "size_multiple": self._alignment,
             "model": dict(self._metadata),
@@ -387,7 +395,8 @@ class Restorer:
     def __repr__(self) -> str:
         return (
             f"Restorer(device={self._device}, dtype={self.info['dtype']}, tile={self._tile}, "
-            f"tile_overlap={self._tile_overlap}, batch_size={self._batch_size})"
+            f"tile_overlap={self._tile_overlap}, batch_size={self._batch_size}"
+            + (f", strength={self._strength:g})" if self._strength != 1.0 else ")")
         )
 
     # ---------------------------------------------------------------------------- core
@@ -412,7 +421,7 @@ class Restorer:
         """Restore float RGB frames: ``(N, 3, H, W)``, any float dtype, any device, nominally in [0, 1].
 
         Returns ``(N, 3, H, W)`` with ``frames``' dtype and device, not clamped (the model may
-        overshoot [0, 1] slightly). Frames are moved to the restorer's device, computed there
+        overshoot [0, 1] slightly); a ``strength`` below 1 blends it with the input in float32. Frames are moved to the restorer's device, computed there
         through :func:`tile_apply` and moved back.
         """
         if not isinstance(frames, torch.Tensor):
@@ -433,6 +442,8 @@ class Restorer:
                 tiles_per_batch=self._batch_size,
                 alignment=self._alignment,
             )
+            if self._strength != 1.0:
+                restored = torch.lerp(on_device, restored, self._strength)
             return restored.to(device=frames.device, dtype=frames.dtype)
 
     def _restore_color(self, color: torch.Tensor) -> torch.Tensor:

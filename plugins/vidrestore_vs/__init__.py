@@ -355,6 +355,7 @@ def restore(
     tile: int = 512,
     tile_overlap: int = 32,
     batch_size: int = 4,
+    strength: float = 1.0,
     temporal: bool = True,
     temporal_radius: int = 2,
     temporal_strength: float = 1.0,
@@ -373,6 +374,8 @@ def restore(
         tile, tile_overlap: tiling of large frames (see :class:`vidrestore.Restorer`).
         batch_size: frames restored together (one chunk; see the module docstring), and tiles
             per forward pass of the Restorer this builds.
+        strength: 0..1, how much of the model's correction is applied (1: all of it, 0: none;
+            see :class:`vidrestore.Restorer`).
         temporal: fuse each frame with its motion-compensated neighbours (no flicker).
         temporal_radius: neighbours on each side; output ``n`` uses source frames
             ``n - temporal_radius .. n + temporal_radius``, never across a scene cut
@@ -384,7 +387,8 @@ def restore(
             ``core.num_threads`` sets how many frames are in flight.
         restorer: a ready :class:`vidrestore.Restorer` (or any callable mapping float32
             ``(N, H, W, 3)`` in [0, 1] to the same) to share between filters; then ``model``,
-            ``device``, ``precision``, ``tile`` and ``tile_overlap`` must be left at their defaults.
+            ``device``, ``precision``, ``tile``, ``tile_overlap`` and ``strength`` must be left at
+            their defaults.
         format: output format (default: the input's), same rules as the input.
 
     Returns:
@@ -426,7 +430,7 @@ def restore(
         try:
             restorer = Restorer(
                 model, device=device or "auto", precision=precision or "auto",
-                tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
+                tile=tile, tile_overlap=tile_overlap, batch_size=batch_size, strength=strength,
             )
         except Exception as exc:  # ModelError, bad options, CUDA missing: all surface as vs.Error
             hint = " (pass model=PATH to a generator .safetensors)" if model is None else ""
@@ -436,7 +440,7 @@ def restore(
             raise vs.Error(f"{_NAME}: restorer must be a vidrestore.Restorer, got {type(restorer).__name__}")
         given = [name for name, value, default in (
             ("model", model, None), ("device", device, None), ("precision", precision, None),
-            ("tile", tile, 512), ("tile_overlap", tile_overlap, 32)) if value != default]
+            ("tile", tile, 512), ("tile_overlap", tile_overlap, 32), ("strength", strength, 1.0)) if value != default]
         if given:
             raise vs.Error(f"{_NAME}: {', '.join(given)} belong to the Restorer; pass them when building it, "
                            "not together with restorer=")

@@ -49,6 +49,7 @@ class TrainConfig:
     patch_size: int = 128
     scale_range: tuple[float, float] = (0.25, 2.0)  # crop scale; above 1 enlarges (soft clean targets)
     mild_fraction: float = 0.25  # share of training items degraded from ``mild`` instead of ``degrade``
+    clean_fraction: float = 0.0  # share of items left undegraded (input = target: leave good footage alone)
     defocus_fraction: float = 0.2  # share of items whose clean target is itself blurred (soft and correct)
     defocus_sigma: tuple[float, float] = (0.8, 3.0)
     lr_g: float = 4e-4

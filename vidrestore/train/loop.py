@@ -201,6 +201,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         scale_range=config.scale_range,
         mild_config=config.mild,
         mild_fraction=config.mild_fraction,
+        clean_fraction=config.clean_fraction,
         defocus_fraction=config.defocus_fraction,
         defocus_sigma=config.defocus_sigma,
     )
