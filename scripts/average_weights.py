@@ -4,6 +4,10 @@ another (say, sharper restoration against leaving soft footage soft) often avera
 that keeps most of both; measure with ``benchmarks/restore_quality.py``, ``do_no_harm.py`` and
 ``clip_compare.py``.
 
+A may also be a *shallower* U-Net of the same widths than B (fewer residual blocks per stage, as
+when B was trained from A grown with ``init_from``): A is first grown the same way, its missing
+blocks as identities (``UNet.load_grown``), so the average is taken along B's own lineage.
+
     python scripts/average_weights.py A.safetensors B.safetensors --alpha 0.5 -o soup.safetensors
 """
 
@@ -28,7 +32,13 @@ def average(a: Path, b: Path, alpha: float, out: Path) -> None:
     first, first_meta = load_generator(a)
     second, meta = load_generator(b)
     if json.loads(first_meta["config"]) != json.loads(meta["config"]):
-        raise SystemExit(f"{a} and {b} are different networks: {first_meta['config']} vs {meta['config']}")
+        grown, _ = load_generator(b)
+        try:
+            grown.load_grown(first.state_dict())
+        except RuntimeError as exc:
+            raise SystemExit(f"{a} and {b} are different networks (and A cannot grow into B: {exc}): "
+                             f"{first_meta['config']} vs {meta['config']}") from exc
+        first = grown
     state_a = first.state_dict()
     mixed = {k: (1 - alpha) * state_a[k] + alpha * v if v.is_floating_point() else v for k, v in second.state_dict().items()}
     second.load_state_dict(mixed)

@@ -133,9 +133,23 @@ def test_average_weights(tmp_path):
         expected = 0.75 * first.state_dict()[key] + 0.25 * second.state_dict()[key]
         assert torch.allclose(value, expected, atol=1e-6), key
     assert "0.75 ×" in metadata["soup"] and "(step 20)" in metadata["soup"] and metadata["step"] == "20"
-    # Different networks cannot be averaged.
-    save_generator(tmp_path / "c.safetensors", UNet(**(tiny | dict(middle_blocks=2))), tiny | dict(middle_blocks=2))
+    # A shallower A grows into B first: its missing block is an identity, so it averages as one.
+    deeper = tiny | dict(middle_blocks=2)
+    grown = UNet(**deeper)
+    save_generator(tmp_path / "c.safetensors", grown, deeper)
+    average(tmp_path / "a.safetensors", tmp_path / "c.safetensors", 0.5, tmp_path / "grown.safetensors")
+    mixed, _ = load_generator(tmp_path / "grown.safetensors")
+    for key, value in mixed.state_dict().items():
+        own = first.state_dict().get(key)
+        if key.endswith("middle.1.scale"):
+            own = torch.zeros_like(value)  # the added block starts with residual scale 0
+        elif own is None:  # the added block's convolutions: A's grown copy takes B's (scale 0 makes them unused)
+            own = grown.state_dict()[key]
+        assert torch.allclose(value, 0.5 * own + 0.5 * grown.state_dict()[key], atol=1e-6), key
+    # Networks of other widths cannot be averaged.
+    wider = tiny | dict(base_channels=8)
+    save_generator(tmp_path / "d.safetensors", UNet(**wider), wider)
     with pytest.raises(SystemExit, match="different networks"):
-        average(tmp_path / "a.safetensors", tmp_path / "c.safetensors", 0.5, tmp_path / "bad.safetensors")
+        average(tmp_path / "a.safetensors", tmp_path / "d.safetensors", 0.5, tmp_path / "bad.safetensors")
     with pytest.raises(SystemExit, match="alpha"):
         average(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 1.5, tmp_path / "bad.safetensors")
