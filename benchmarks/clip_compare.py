@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import photo_paths  # noqa: E402
+from common import model_label, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.methods import restore_clip  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
         for clean, degraded in zip(clips.clean, clips.degraded):
             temporal.append(clip_psnr(restore_clip(degraded, restorer, TemporalConfig())[0], clean))
             per_frame.append(clip_psnr(restore_clip(degraded, restorer, None)[0], clean))
-        name = "/".join(Path(model).parts[-2:]) if model else "shipped model"
+        name = model_label(model, "shipped model")
         print(f"| {name} | {' / '.join(f'{v:.2f}' for v in temporal)} | {np.mean(temporal):.2f} "
               f"| {' / '.join(f'{v:.2f}' for v in per_frame)} | {np.mean(per_frame):.2f} |")
 

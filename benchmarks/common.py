@@ -21,3 +21,9 @@ def photo_paths(folder: str | Path | None = None) -> list[Path]:
         folder = default_photos(ROOT)
         folder = folder if folder.is_dir() else ROOT / "samples"
     return _photo_paths(folder)
+
+
+def model_label(model: str | Path | None, default: str = "shipped") -> str:
+    """A ``--model`` path as a table label: its folder and name (``runs/v9/best.safetensors`` →
+    ``v9/best.safetensors``), so two runs' ``best`` files stay apart."""
+    return "/".join(Path(model).parts[-2:]) if model else default

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import photo_paths  # noqa: E402
+from common import model_label, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.testset import image_set  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
                 changes.append(f"{np.mean([np.abs(o - x).mean() * 255 for o, x in zip(restored, xs)]):.2f}")
             else:
                 below += int(np.sum(np.array(psnr) < np.array(inputs[name])))
-        label = "/".join(Path(model).parts[-2:]) if model else "shipped"
+        label = model_label(model)
         lines.append(f"| {label} | " + " | ".join(row) + f" | {' / '.join(changes)} | {below} of {2 * len(sharp)} |")
     print("\n".join(lines))
 

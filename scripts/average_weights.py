@@ -14,6 +14,7 @@ blocks as identities (``UNet.load_grown``), so the average is taken along B's ow
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def average(a: Path, b: Path, alpha: float, out: Path) -> None:
     first, first_meta = load_generator(a)
     second, meta = load_generator(b)
     if json.loads(first_meta["config"]) != json.loads(meta["config"]):
-        grown, _ = load_generator(b)
+        grown = copy.deepcopy(second)  # B's architecture; A's weights go in, missing blocks as identities
         try:
             grown.load_grown(first.state_dict())
         except RuntimeError as exc:

@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vidrestore.data import load_rgb  # noqa: E402
+from vidrestore.io.convert import from_float, to_float  # noqa: E402
 from vidrestore.io.listing import IMAGE_EXTENSIONS  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def compact(src: Path, dst: Path, *, max_mp: float, quality: int, keep_below: in
             continue
         rgb = load_rgb(path)
         if rgb.dtype != np.uint8:
-            rgb = (rgb.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+            rgb = from_float(to_float(rgb), np.uint8)
         height, width = rgb.shape[:2]
         factor = min(1.0, (max_mp * 1e6 / (height * width)) ** 0.5)
         if factor < 1.0:
