@@ -74,6 +74,32 @@ def test_compact_corpus_keeps_a_lossy_file_that_would_grow(tmp_path):
     assert (dst / "low.jpg").read_bytes() == (src / "low.jpg").read_bytes()
 
 
+def test_compact_corpus_tiles_keep_the_original_resolution(tmp_path):
+    module = _script("compact_corpus")
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    big = textured_image(7, height=1000, width=1500)  # 1.5 MP of texture
+    write_image(src / "big.png", Image(pixels=big))
+    write_image(src / "fits.png", Image(pixels=textured_image(8, height=500, width=600)))
+    # A strongly compressed JPEG whose tiles at quality 95 would take more room than it does whole.
+    cv2.imwrite(str(src / "low.jpg"), textured_image(9, height=800, width=900)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 20])
+    total = module.compact(src, dst, max_mp=0.4, quality=95, keep_below=1000, tiles=3)
+
+    assert sorted(p.name for p in dst.iterdir()) == ["big__tile0.jpg", "big__tile1.jpg", "big__tile2.jpg",
+                                                      "fits.jpg", "low.jpg"]
+    assert total == sum(p.stat().st_size for p in dst.iterdir())
+    assert (dst / "low.jpg").read_bytes() == (src / "low.jpg").read_bytes()
+    assert load_rgb(dst / "fits.jpg").shape == (500, 600, 3)  # within the limit: re-encoded, not cut
+    # Each tile is a window of the original pixels (not shrunk), ≤ 0.4 MP, with the picture's aspect.
+    windows = module._windows(1000, 1500, 0.4, 3)
+    assert len(windows) == 3 and len({(y, x) for y, x, _, _ in windows}) == 3
+    for index, (y, x, h, w) in enumerate(windows):
+        assert h * w <= 0.4e6 and abs(w / h - 1.5) < 0.01
+        assert 0 <= y <= 1000 - h and 0 <= x <= 1500 - w
+        assert _psnr(load_rgb(dst / f"big__tile{index}.jpg"), big[y:y + h, x:x + w]) > 35
+    # Spread over the picture: the first window at the top left, the last at the bottom right.
+    assert windows[0][:2] == (0, 0) and windows[-1][0] + windows[-1][2] == 1000 and windows[-1][1] + windows[-1][3] == 1500
+
+
 def test_timed_finetune_plan():
     plan = _script("timed_finetune").plan
     more, g_total, joint = plan(30.0, 400.0, probe=600, adversarial=0.15, d_pretrain=200, safety=0.95, joint_cost=1.5)
