@@ -6,6 +6,7 @@ group; without them it is a single process and every helper is a no-op.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -39,8 +40,16 @@ def setup(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, *, synchronize: bool = True) -> None:
+    """Leave the process group. ``synchronize`` (after a normal end only: a rank that failed never
+    gets here) waits for every rank first, so none closes its connections while another still
+    talks; collecting garbage first frees wrappers (DDP) that hold the group, so no gloo thread
+    outlives it into interpreter shutdown (an occasional "terminate called without an active
+    exception" abort at exit)."""
     if info.enabled and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
 
 

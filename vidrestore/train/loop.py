@@ -256,6 +256,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
     last: dict[str, float] = {}
+    finished = False
     try:
         for degraded, clean in loader:
             degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
@@ -355,13 +356,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         replicas_agree = distributed.replicas_agree(generator, dist_info)
         if not replicas_agree:
             raise TrainingError("DDP replicas diverged: generator weights differ between processes")
+        finished = True
     finally:
         bar.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if writer:
             writer.close()
-        distributed.teardown(dist_info)
+        del g_model, d_model  # DDP's wrappers hold the process group: let it go before it is destroyed
+        distributed.teardown(dist_info, synchronize=finished)
     return {"step": step, "best_psnr": best_psnr, "interrupted": stop["now"], "out_dir": str(out_dir),
             "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
 
