@@ -36,13 +36,16 @@ def _megapixels(path: Path) -> float:
 
 def _windows(height: int, width: int, max_mp: float, tiles: int) -> list[tuple[int, int, int, int]]:
     """Up to ``tiles`` ``(y, x, h, w)`` windows of at most ``max_mp`` megapixels (the picture's
-    aspect), picked evenly from a grid that covers it (overlapping where it does not fit exactly)."""
+    aspect), picked evenly from a grid that covers it (overlapping where it does not fit exactly);
+    one window is the centre."""
     factor = (max_mp * 1e6 / (height * width)) ** 0.5
     h, w = max(1, int(height * factor)), max(1, int(width * factor))
     rows, cols = -(-height // h), -(-width // w)  # overlapping where the grid does not fit exactly
     ys = np.linspace(0, height - h, rows).round().astype(int)
     xs = np.linspace(0, width - w, cols).round().astype(int)
     cells = [(int(y), int(x)) for y in ys for x in xs]
+    if tiles == 1:
+        return [((height - h) // 2, (width - w) // 2, h, w)]  # the centre
     picks = np.linspace(0, len(cells) - 1, min(tiles, len(cells))).round().astype(int)
     return [(*cells[i], h, w) for i in sorted(set(picks.tolist()))]
 

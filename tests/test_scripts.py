@@ -98,6 +98,8 @@ def test_compact_corpus_tiles_keep_the_original_resolution(tmp_path):
         assert _psnr(load_rgb(dst / f"big__tile{index}.jpg"), big[y:y + h, x:x + w]) > 35
     # Spread over the picture: the first window at the top left, the last at the bottom right.
     assert windows[0][:2] == (0, 0) and windows[-1][0] + windows[-1][2] == 1000 and windows[-1][1] + windows[-1][3] == 1500
+    (y, x, h, w), = module._windows(1000, 1500, 0.4, 1)  # one window: the centre
+    assert abs(y + h / 2 - 500) <= 1 and abs(x + w / 2 - 750) <= 1
 
 
 def test_timed_finetune_plan():
