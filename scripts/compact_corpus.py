@@ -70,32 +70,27 @@ def compact(src: Path, dst: Path, *, max_mp: float, quality: int, keep_below: in
         if rgb.dtype != np.uint8:
             rgb = from_float(to_float(rgb), np.uint8)
         height, width = rgb.shape[:2]
+        stem = path.stem
+        if (dst / f"{stem}.jpg").exists() or (src / f"{stem}.jpg").exists() and f"{stem}.jpg" != path.name:
+            stem = path.name  # a.png beside a.jpg
         if tiles and height * width > max_mp * 1e6:
-            outs = []
-            for index, (y, x, h, w) in enumerate(_windows(height, width, max_mp, tiles)):
-                outs.append(dst / f"{path.stem}__tile{index}.jpg")
-                _write_jpeg(outs[-1], np.ascontiguousarray(rgb[y:y + h, x:x + w]), quality)
-            size = sum(out.stat().st_size for out in outs)
-            if lossy and size >= path.stat().st_size:  # the whole picture is smaller as it was
-                for out in outs:
-                    out.unlink()
-                shutil.copy2(path, dst / path.name)
-                size = path.stat().st_size
-            total += size
-            continue
-        factor = min(1.0, (max_mp * 1e6 / (height * width)) ** 0.5)
-        if factor < 1.0:
-            size = (max(1, round(width * factor)), max(1, round(height * factor)))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        out = dst / (path.stem + ".jpg")
-        if out.exists() or (src / out.name).exists() and out.name != path.name:  # a.png beside a.jpg
-            out = dst / (path.name + ".jpg")
-        _write_jpeg(out, rgb, quality)
-        if lossy and out.stat().st_size >= path.stat().st_size:  # already smaller as it was
-            out.unlink()
-            out = dst / path.name
-            shutil.copy2(path, out)
-        total += out.stat().st_size
+            windows = _windows(height, width, max_mp, tiles)
+            pieces = {f"{stem}__tile{i}.jpg": rgb[y:y + h, x:x + w] for i, (y, x, h, w) in enumerate(windows)}
+        else:
+            factor = min(1.0, (max_mp * 1e6 / (height * width)) ** 0.5)
+            if factor < 1.0:
+                size = (max(1, round(width * factor)), max(1, round(height * factor)))
+                rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            pieces = {f"{stem}.jpg": rgb}
+        for name, piece in pieces.items():
+            _write_jpeg(dst / name, np.ascontiguousarray(piece), quality)
+        size = sum((dst / name).stat().st_size for name in pieces)
+        if lossy and size >= path.stat().st_size:  # the original is smaller as it was
+            for name in pieces:
+                (dst / name).unlink()
+            shutil.copy2(path, dst / path.name)
+            size = path.stat().st_size
+        total += size
     return total
 
 

@@ -40,7 +40,7 @@ def setup(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def teardown(info: DistInfo, *, synchronize: bool = True) -> None:
+def teardown(info: DistInfo, *, synchronize: bool) -> None:
     """Leave the process group. ``synchronize`` (after a normal end only: a rank that failed never
     gets here) waits for every rank first, so none closes its connections while another still
     talks; collecting garbage first frees wrappers (DDP) that hold the group, so no gloo thread
