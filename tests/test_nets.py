@@ -102,3 +102,32 @@ def test_growing_a_unet_keeps_its_function_and_then_trains_the_new_blocks():
     partial = {k: v for k, v in deeper.state_dict().items() if k != "middle.1.conv2.weight"}
     with pytest.raises(RuntimeError, match="not whole residual blocks"):
         deeper.load_grown(partial)
+
+
+def test_gate_grows_neutral_then_learns_to_leave_clean_input_alone():
+    """A gate added to trained weights changes nothing; trained (alone) on clean input = target it
+    closes, so a net that wrongly "corrects" clean pictures learns to leave them as they are."""
+    torch.manual_seed(0)
+    plain = UNet(**TINY)
+    torch.nn.init.normal_(plain.tail.weight, std=0.05)  # a net whose correction is not zero
+    gated = UNet(**(TINY | dict(gate=True)))
+    assert gated.load_grown(plain.state_dict()) == ["gate"]
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(gated(x), plain(x))
+        before = (gated(x) - x).abs().mean()
+    gated.requires_grad_(False)
+    gated.gate.requires_grad_(True)
+    optimizer = torch.optim.Adam(gated.gate.parameters(), lr=0.05)
+    for _ in range(60):
+        optimizer.zero_grad()
+        (gated(x) - x).abs().mean().backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = (gated(x) - x).abs().mean()
+    assert after < 0.2 * before, (before, after)
+    # And a gate can also strengthen a correction that is too timid (weight up to 2).
+    with torch.no_grad():
+        gated.gate.weight.zero_()
+        gated.gate.bias.fill_(20.0)
+        assert torch.allclose(gated(x) - x, 2 * (plain(x) - x), atol=1e-5)

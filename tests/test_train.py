@@ -177,3 +177,20 @@ def test_soft_input_check_scores_change_not_quality():
 
     sharpened, _ = _evaluate(Sharpen(), soft, soft, cpu, torch.float32, cap=60.0)
     assert 20 < sharpened < 45
+
+
+def test_train_only_trains_the_named_parameters(image_folder, tmp_path):
+    """``train_only=gate`` on a gate grown onto trained weights: the gate changes, nothing else."""
+    base = tiny_config(image_folder, tmp_path / "base", "steps=3", "d_pretrain_steps=1", "val_every=100")
+    train(base)
+    config = tiny_config(image_folder, tmp_path / "gate", "steps=0", "g_pretrain_steps=4", "d_pretrain_steps=0",
+                         "val_every=100", "ema_decay=0", "lr_g=1e-2", "generator.gate=true", "train_only=gate",
+                         f"init_from={tmp_path / 'base' / 'last.safetensors'}")
+    train(config)
+    before = load_file(tmp_path / "base" / "last.safetensors")
+    after = load_file(tmp_path / "gate" / "last.safetensors")
+    assert set(after) - set(before) == {"gate.weight", "gate.bias"}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert after["gate.weight"].abs().sum() > 0
+    with pytest.raises(TrainingError, match="matches no generator parameter"):
+        train(tiny_config(image_folder, tmp_path / "none", "steps=1", "train_only=nothing"))

@@ -43,7 +43,9 @@ class UNet(nn.Module):
     Levels: ``depth`` downsamplings after the 2×2 fold; level ``i`` has
     ``base_channels * channel_multipliers[i]`` channels and ``encoder_blocks[i]`` /
     ``decoder_blocks[i]`` residual blocks; ``middle_blocks`` at the bottom. Skips are added
-    (not concatenated) so the decoder costs the same as the encoder.
+    (not concatenated) so the decoder costs the same as the encoder. With ``gate``, a 3×3 conv
+    on the last decoder features weighs the correction per pixel by ``2·sigmoid(z)``: the net can
+    leave clean regions exactly as they are (weight → 0) or strengthen a timid correction.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class UNet(nn.Module):
         encoder_blocks: tuple[int, ...] = (1, 1, 1),
         decoder_blocks: tuple[int, ...] = (1, 1, 1),
         middle_blocks: int = 2,
+        gate: bool = False,
     ) -> None:
         super().__init__()
         if not (len(channel_multipliers) == len(encoder_blocks) == len(decoder_blocks)):
@@ -74,12 +77,20 @@ class UNet(nn.Module):
         self.tail = nn.Conv2d(widths[0], out_channels * 4, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+        self.gate: nn.Conv2d | None = None
+        if gate:
+            # Per-pixel weight 2·sigmoid(z) ∈ (0, 2) on the correction; z starts at 0 (weight 1), so
+            # adding a gate to trained weights changes nothing until it is trained.
+            self.gate = nn.Conv2d(widths[0], 4, 3, padding=1)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
 
     def load_grown(self, state: dict[str, torch.Tensor]) -> list[str]:
         """Load the weights of a *shallower* U-Net with the same widths (fewer residual blocks per
-        stage) and make every block it lacks an identity (residual scale 0), so this network starts
-        out computing exactly what the smaller one did — function-preserving growth, then training
-        continues from there. Returns the names of the blocks that were added.
+        stage, or no gate) and make every block it lacks an identity (residual scale 0) and a
+        missing gate neutral (weight 1), so this network starts out computing exactly what the
+        smaller one did — function-preserving growth, then training continues from there. Returns
+        the names of the blocks (and ``"gate"``) that were added.
 
         Raises ``RuntimeError`` (as ``load_state_dict`` does) when ``state`` has a tensor this
         network lacks or of another shape, or when a block is partly present.
@@ -97,12 +108,19 @@ class UNet(nn.Module):
                 if keys <= missing:
                     added.append(name)
                     missing -= keys
+        if self.gate is not None and {"gate.weight", "gate.bias"} <= missing:
+            added.append("gate")
+            missing -= {"gate.weight", "gate.bias"}
         if missing:
             raise RuntimeError(f"cannot grow from these weights: missing {sorted(missing)[:4]}, not whole residual blocks")
         self.load_state_dict(state, strict=False)
         with torch.no_grad():
             for name in added:
-                self.get_submodule(name).scale.zero_()
+                if name == "gate":
+                    self.gate.weight.zero_()
+                    self.gate.bias.zero_()
+                else:
+                    self.get_submodule(name).scale.zero_()
         return added
 
     @property
@@ -129,5 +147,8 @@ class UNet(nn.Module):
         feats = self.decoders[self.depth](feats)
         for level in reversed(range(self.depth)):
             feats = self.decoders[level](self.ups[level](feats) + skips[level])
-        out = x[:, : self.out_channels] + F.pixel_shuffle(self.tail(feats), 2)
+        correction = F.pixel_shuffle(self.tail(feats), 2)
+        if self.gate is not None:
+            correction = correction * (2.0 * torch.sigmoid(F.pixel_shuffle(self.gate(feats), 2)))
+        out = x[:, : self.out_channels] + correction
         return out[..., :height, :width]

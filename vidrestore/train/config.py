@@ -26,6 +26,7 @@ class GeneratorConfig:
     encoder_blocks: tuple[int, ...] = (2, 2, 2, 1)  # the shipped model's; (1, 1, 1, 1) is 35 % cheaper
     decoder_blocks: tuple[int, ...] = (2, 2, 2, 1)
     middle_blocks: int = 2
+    gate: bool = False  # per-pixel weight on the correction (see UNet); grows onto gate-less weights
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TrainConfig:
     val_data: str = "data/corpus/val"
     out_dir: str = "runs/default"
     init_from: str = ""  # warm-start generator weights (safetensors); a U-Net with fewer blocks per stage grows (new blocks start as identity)
+    train_only: tuple[str, ...] = ()  # generator parameter-name prefixes to train (e.g. gate); the rest stay frozen; empty = all
     seed: int = 0
     steps: int = 20_000  # generator steps in the adversarial phase
     stop_after: int = 0  # stop (checkpointed, resumable) once this global step is reached; 0 = run to the end

@@ -130,6 +130,21 @@ def _generator_config(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config.generator)
 
 
+def _trainable(generator: torch.nn.Module, prefixes: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """The generator parameters named by ``prefixes`` (all when empty); the others are frozen."""
+    if not prefixes:
+        return list(generator.parameters())
+    chosen = []
+    for name, parameter in generator.named_parameters():
+        keep = any(name == p or name.startswith(p + ".") for p in prefixes)
+        parameter.requires_grad_(keep)
+        if keep:
+            chosen.append(parameter)
+    if not chosen:
+        raise TrainingError(f"train_only={','.join(prefixes)}: matches no generator parameter")
+    return chosen
+
+
 def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict. Writes into ``config.out_dir``:
     ``config.json``, ``checkpoint.pt`` (resume state), ``best.safetensors`` / ``last.safetensors``
@@ -161,11 +176,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         except RuntimeError as exc:
             raise TrainingError(f"{config.init_from}: does not match generator config ({exc})") from exc
         if added and main:
-            log.info("grown from %s: %d new residual blocks start as identity", config.init_from, len(added))
+            log.info("grown from %s: %d new parts start as identity: %s", config.init_from, len(added), ", ".join(added))
     generator.to(device, memory_format=memory_format)
     discriminator.to(device, memory_format=memory_format)
     ema = EMA(generator, config.ema_decay)
-    opt_g = torch.optim.AdamW(generator.parameters(), lr=config.lr_g, betas=(0.9, 0.99), weight_decay=config.weight_decay)
+    opt_g = torch.optim.AdamW(_trainable(generator, config.train_only), lr=config.lr_g, betas=(0.9, 0.99), weight_decay=config.weight_decay)
     opt_d = torch.optim.AdamW(discriminator.parameters(), lr=config.lr_d, betas=(0.5, 0.999))
     total = config.g_pretrain_steps + config.d_pretrain_steps + config.steps
     step, best_psnr, elapsed_before = 0, -math.inf, 0.0
