@@ -18,7 +18,7 @@ from vidrestore.engine import tile_apply
 from vidrestore.errors import ModelError
 from vidrestore.io.convert import from_float, rgb_to_gray, to_float
 from vidrestore.nets.unet import UNet
-from vidrestore.weights import save_generator
+from vidrestore.weights import load_generator, save_generator
 
 MODEL_CONFIG = {"base_channels": 8}
 
@@ -277,6 +277,20 @@ def test_restorer_loads_a_safetensors_file(model: UNet, restorer: Restorer, tmp_
     frames = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(11))
     torch.testing.assert_close(from_file.restore_tensor(frames), restorer.restore_tensor(frames))
     assert from_file.info["model"]["arch"] == "unet"
+
+
+def test_saved_weights_are_byte_reproducible(model: UNet, tmp_path) -> None:
+    """safetensors writes metadata in hash order; ours are sorted, so one model has one checksum."""
+    extra = {key: key * 3 for key in ("step", "data", "notes", "zeta", "alpha", "hardware")}
+    blobs = set()
+    for attempt in range(4):
+        path = tmp_path / f"g{attempt}.safetensors"
+        save_generator(path, model, MODEL_CONFIG, extra)
+        blobs.add(path.read_bytes())
+    assert len(blobs) == 1
+    reloaded, metadata = load_generator(path)
+    assert metadata["hardware"] == "hardwarehardwarehardware"
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), model.state_dict().values()))
 
 
 def test_restorer_leaves_the_callers_module_alone() -> None:

@@ -67,7 +67,6 @@ import cv2
 import numpy as np
 import torch
 
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from vidrestore.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_rgb_float
@@ -416,13 +415,11 @@ def default_quality_model_path() -> Path:
 def save_quality_model(path: str | Path, model: QualityNet, net_config: dict[str, Any], extra: dict[str, str] | None = None) -> None:
     """Write ``model`` atomically as safetensors; metadata ``arch=quality``, ``config`` (the
     network's keyword arguments as JSON), ``classes``, plus ``extra`` (crop size/count, figures)."""
-    from vidrestore.io._files import atomic_output
-    from vidrestore.weights import clean_state_dict
+    from vidrestore.weights import clean_state_dict, save_safetensors
 
     state = {k: v.detach().float().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
     metadata = {"arch": _ARCH, "config": json.dumps(net_config), "classes": json.dumps(list(CLASSES)), **(extra or {})}
-    with atomic_output(path) as temporary:
-        save_file(state, str(temporary), metadata=metadata)
+    save_safetensors(path, state, metadata)
 
 
 def load_quality_model(path: str | Path | None = None) -> tuple[QualityNet, dict[str, str]]:

@@ -8,8 +8,6 @@ A generator file is a safetensors file whose metadata holds ``"arch": "unet"`` a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,13 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from vidrestore.errors import ModelError
+from vidrestore.io._files import atomic_output
 from vidrestore.nets.unet import UNet
 
-__all__ = ["DEFAULT_MODEL", "default_model_path", "save_generator", "load_generator", "read_safetensors", "clean_state_dict"]
+__all__ = [
+    "DEFAULT_MODEL", "default_model_path", "save_generator", "save_safetensors", "load_generator", "read_safetensors",
+    "clean_state_dict",
+]
 
 DEFAULT_MODEL = "vidrestore-unet-v1.safetensors"
 
@@ -52,21 +54,24 @@ def save_generator(
 ) -> None:
     """Write ``model``'s weights atomically with its config as metadata. ``dtype`` float16 halves
     the file (what the shipped model uses; loading converts back to float32)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(dtype).contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
-    metadata = {"arch": "unet", "config": json.dumps(config), **(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".partial")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shared weights file unreadable to others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_safetensors(path, state, {"arch": "unet", "config": json.dumps(config), **(extra or {})})
+
+
+def save_safetensors(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write ``state`` and ``metadata`` to ``path`` atomically, byte for byte the same for the
+    same contents: safetensors writes metadata in hash order (different on every run), so the
+    header is rewritten with the metadata keys sorted — a weights file then has one checksum."""
+    with atomic_output(path) as temporary:
+        save_file(state, str(temporary), metadata=metadata)
+        with open(temporary, "r+b") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+            header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+            ordered = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+            if len(ordered) <= size:  # same keys and values: the same length, padded as safetensors pads
+                handle.seek(8)
+                handle.write(ordered + b" " * (size - len(ordered)))
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
