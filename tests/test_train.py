@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,13 @@ def test_nan_stops_with_clear_message(image_folder, tmp_path):
                          "grad_clip=1e30", "warmup_steps=1")
     with pytest.raises(TrainingError, match="non-finite loss"):
         train(config)
+    # Losses are read only every log_every steps (no per-step GPU sync), but always before a save:
+    # a run that went non-finite between two reads stops before writing anything.
+    late = tiny_config(image_folder, tmp_path / "late", "steps=6", "d_pretrain_steps=0", "lr_g=1e30", "lr_d=1e30",
+                       "grad_clip=1e30", "warmup_steps=1", "log_every=100", "checkpoint_every=5", "val_every=100")
+    with pytest.raises(TrainingError, match="non-finite loss between steps 1 and 5"):
+        train(late)
+    assert not (tmp_path / "late" / "checkpoint.pt").exists() and not (tmp_path / "late" / "last.safetensors").exists()
 
 
 def test_cli_train_smoke_and_safetensors_export(image_folder, tmp_path):
@@ -194,3 +202,16 @@ def test_train_only_trains_the_named_parameters(image_folder, tmp_path):
     assert after["gate.weight"].abs().sum() > 0
     with pytest.raises(TrainingError, match="matches no generator parameter"):
         train(tiny_config(image_folder, tmp_path / "none", "steps=1", "train_only=nothing"))
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_training_matches_eager(image_folder, tmp_path):
+    """``compile=true`` trains the same weights as eager (to rounding) and saves plain names."""
+    common = ["steps=2", "g_pretrain_steps=2", "d_pretrain_steps=1", "val_every=100"]
+    train(tiny_config(image_folder, tmp_path / "eager", *common))
+    train(tiny_config(image_folder, tmp_path / "compiled", *common, "compile=true"))
+    eager = load_file(tmp_path / "eager" / "last.safetensors")
+    compiled = load_file(tmp_path / "compiled" / "last.safetensors")
+    assert set(eager) == set(compiled)
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-5)

@@ -73,6 +73,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     channels_last: bool = True
+    compile: bool = False  # torch.compile the generator's training forward (measure first: benchmarks/train_throughput.py --compile)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)

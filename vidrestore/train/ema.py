@@ -19,8 +19,8 @@ class EMA:
     def update(self, model: nn.Module, step: int) -> None:
         # Warm-up: a short-memory average early on, so the EMA is useful from the first checks.
         decay = min(self.decay, (1 + step) / (10 + step))
-        for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - decay)
+        # One fused update for all weights (on a GPU, one launch instead of one per tensor).
+        torch._foreach_lerp_(list(self.model.parameters()), [p.detach() for p in model.parameters()], 1.0 - decay)
         for ema_b, b in zip(self.model.buffers(), model.buffers()):
             ema_b.copy_(b)
 

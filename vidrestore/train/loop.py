@@ -43,7 +43,7 @@ from vidrestore.train.config import TrainConfig, changed_fields
 from vidrestore.train.ema import EMA
 from vidrestore.weights import load_generator, save_generator
 
-__all__ = ["TrainingError", "lr_at", "train"]
+__all__ = ["TrainingError", "lr_at", "train", "train_loader", "l1_step"]
 
 log = logging.getLogger(__name__)
 
@@ -205,35 +205,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         ids = [device.index] if device.type == "cuda" else None
         g_model = DistributedDataParallel(generator, device_ids=ids)
         d_model = DistributedDataParallel(discriminator, device_ids=ids)
+    if config.compile:
+        g_model = torch.compile(g_model)  # weights stay shared with ``generator`` (EMA, checkpoints)
 
     # ---- data
-    train_set = PairDataset(
-        config.train_data,
-        patch_size=config.patch_size,
-        length=total * config.batch_size * dist_info.world_size,
-        seed=config.seed,
-        config=config.degrade,
-        scale_range=config.scale_range,
-        mild_config=config.mild,
-        mild_fraction=config.mild_fraction,
-        clean_fraction=config.clean_fraction,
-        defocus_fraction=config.defocus_fraction,
-        defocus_sigma=config.defocus_sigma,
-    )
-    sampler = StepBatches(
-        start=step, total=total, batch_size=config.batch_size, rank=dist_info.rank, world_size=dist_info.world_size
-    )
-    loader = DataLoader(
-        train_set,
-        batch_sampler=sampler,
-        num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-        prefetch_factor=4 if config.num_workers > 0 else None,
-        # forkserver: a forked worker can inherit a held lock of OpenCV's or OpenMP's thread
-        # pool from the parent and hang on its first resize.
-        multiprocessing_context="forkserver" if config.num_workers > 0 else None,
-        worker_init_fn=_worker_init,
-    )
+    loader = train_loader(config, start=step, total=total, rank=dist_info.rank, world_size=dist_info.world_size,
+                          pin_memory=device.type == "cuda")
     val_degraded, val_clean = _validation_set(config) if main else (None, None)
     val_soft = _soften(val_clean) if main else None
     writer = _summary_writer(out_dir / "tb") if main else None
@@ -270,7 +247,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
     started = time.perf_counter()
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
-    last: dict[str, float] = {}
+    # Losses stay on the device between checks: reading one every step (``.item()``) would make
+    # the host wait for the GPU each step instead of queueing the next. ``all_finite`` collects
+    # every step's verdict; it is read (one sync) before anything is logged, validated or saved.
+    last: dict[str, torch.Tensor] = {}
+    all_finite = torch.ones((), dtype=torch.bool, device=device)
+    checked_at = step
     finished = False
     try:
         for degraded, clean in loader:
@@ -291,12 +273,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
             if phase == "g_pretrain":
                 # L1 only, no discriminator.
-                with autocast(device, dtype):
-                    l1_value = losses.l1(g_model(degraded), clean)
-                    g_loss = config.k1 * l1_value
-                _optimizer_step(g_loss, opt_g, generator, config.grad_clip)
-                ema.update(generator, g_step)
-                last = {"l1": l1_value.item()}
+                last = {"l1": l1_step(g_model, generator, opt_g, ema, degraded, clean, config=config,
+                                      device=device, dtype=dtype, g_step=g_step)}
             else:
                 # D step: real vs detached fake (G runs without a graph while D pretrains).
                 with autocast(device, dtype), torch.set_grad_enabled(adversarial):
@@ -304,7 +282,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 with autocast(device, dtype):
                     d_loss = losses.gan_d_loss(d_model(clean, degraded), d_model(fake.detach(), degraded))
                 _optimizer_step(d_loss, opt_d, discriminator, config.grad_clip)
-                last = {"d_loss": d_loss.item()}
+                last = {"d_loss": d_loss.detach()}
 
             # G step: D frozen, joint loss.
             if adversarial:
@@ -316,28 +294,38 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 _optimizer_step(g_loss, opt_g, generator, config.grad_clip)
                 discriminator.requires_grad_(True)
                 ema.update(generator, g_step)
-                last.update(l1=l1_value.item(), gan=gan_value.item(), g_loss=g_loss.item())
-            if not all(math.isfinite(v) for v in last.values()):
-                raise TrainingError(
-                    f"non-finite loss at step {step} ({last}); lower lr_g/lr_d or use precision=fp32, "
-                    f"then resume from {checkpoint_path}"
-                )
+                last.update(l1=l1_value.detach(), gan=gan_value.detach(), g_loss=g_loss.detach())
+            for value in last.values():
+                all_finite &= torch.isfinite(value)
             step += 1
             bar.update(1)
 
+            if config.stop_after and step >= config.stop_after:
+                stop["now"] = True
+            validate = step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
+            save = step % config.checkpoint_every == 0 or stop["now"]
+            if step % config.log_every == 0 or validate or save or step % config.image_every == 0:
+                if not bool(all_finite):  # every process checks its own losses: any one stops, none saves
+                    raise TrainingError(
+                        f"non-finite loss between steps {checked_at + 1} and {step} (last: "
+                        f"{ {k: float(v) for k, v in last.items()} }); lower lr_g/lr_d or use precision=fp32, "
+                        f"then resume from {checkpoint_path}"
+                    )
+                checked_at = step
             if main and step % config.log_every == 0:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in last.items()})
-                for key, value in last.items():
+                values = {k: float(v) for k, v in last.items()}
+                bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()})
+                for key, value in values.items():
                     writer and writer.add_scalar(f"train/{key}", value, step)
                 writer and writer.add_scalar("train/lr_g", opt_g.param_groups[0]["lr"], step)
-            validate = step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
             if main and phase != "d_pretrain" and validate:
                 val_psnr, val_ssim = _evaluate(ema.model, val_degraded, val_clean, device, dtype)
                 # Watched, not tracked: a model that sharpens soft footage shows here first.
                 soft_psnr, _ = _evaluate(ema.model, val_soft, val_soft, device, dtype, cap=60.0)
                 kind = "ema" if adversarial else "ema_l1"
                 record = {"step": step, "kind": kind, "psnr": val_psnr, "ssim": val_ssim, "soft_psnr": soft_psnr,
-                          "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1), **last}
+                          "elapsed_s": round(elapsed_before + time.perf_counter() - started, 1),
+                          **{k: float(v) for k, v in last.items()}}
                 _append_metrics(out_dir, record)
                 if writer:
                     writer.add_scalar("val/psnr", val_psnr, step)
@@ -359,9 +347,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 with torch.no_grad(), autocast(device, dtype):
                     preview = ema.model(val_degraded[:4].to(device)).float().clamp(0, 1).cpu()
                 writer.add_images("val/degraded_restored_clean", torch.cat([val_degraded[:4], preview, val_clean[:4]]), step)
-            if config.stop_after and step >= config.stop_after:
-                stop["now"] = True
-            if step % config.checkpoint_every == 0 or stop["now"]:
+            if save:
                 _save()
             if stop["now"]:
                 log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
@@ -382,6 +368,50 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         distributed.teardown(dist_info, synchronize=finished)
     return {"step": step, "best_psnr": best_psnr, "interrupted": stop["now"], "out_dir": str(out_dir),
             "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def train_loader(config: TrainConfig, *, start: int, total: int, rank: int = 0, world_size: int = 1,
+                 pin_memory: bool = False) -> DataLoader:
+    """The training batches of steps ``start..total-1`` for process ``rank`` of ``world_size``:
+    (degraded, clean) pairs made on the fly in ``config.num_workers`` worker processes."""
+    train_set = PairDataset(
+        config.train_data,
+        patch_size=config.patch_size,
+        length=total * config.batch_size * world_size,
+        seed=config.seed,
+        config=config.degrade,
+        scale_range=config.scale_range,
+        mild_config=config.mild,
+        mild_fraction=config.mild_fraction,
+        clean_fraction=config.clean_fraction,
+        defocus_fraction=config.defocus_fraction,
+        defocus_sigma=config.defocus_sigma,
+    )
+    sampler = StepBatches(start=start, total=total, batch_size=config.batch_size, rank=rank, world_size=world_size)
+    return DataLoader(
+        train_set,
+        batch_sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if config.num_workers > 0 else None,
+        # forkserver: a forked worker can inherit a held lock of OpenCV's or OpenMP's thread
+        # pool from the parent and hang on its first resize.
+        multiprocessing_context="forkserver" if config.num_workers > 0 else None,
+        worker_init_fn=_worker_init,
+    )
+
+
+def l1_step(g_model: torch.nn.Module, generator: torch.nn.Module, optimizer: torch.optim.Optimizer, ema: EMA,
+            degraded: torch.Tensor, clean: torch.Tensor, *, config: TrainConfig, device: torch.device,
+            dtype: torch.dtype, g_step: int) -> torch.Tensor:
+    """One L1-only generator step (``g_model`` may be the DDP wrapper of ``generator``) and the
+    EMA update; returns the L1 loss, detached and still on the device (reading it syncs)."""
+    with autocast(device, dtype):
+        l1_value = losses.l1(g_model(degraded), clean)
+        g_loss = config.k1 * l1_value
+    _optimizer_step(g_loss, optimizer, generator, config.grad_clip)
+    ema.update(generator, g_step)
+    return l1_value.detach()
 
 
 def _optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module, grad_clip: float) -> None:
