@@ -44,11 +44,12 @@ def data_rate(config: TrainConfig, batches: int, device: torch.device) -> float:
     """Batches per second from the training DataLoader (after the workers' first batches)."""
     warm = max(2, config.num_workers)
     loader = iter(train_loader(config, start=0, total=warm + batches, pin_memory=device.type == "cuda"))
-    for degraded, clean in itertools.islice(loader, warm):
+    for _ in itertools.islice(loader, warm):
         pass
     started = time.perf_counter()
-    for degraded, clean in loader:
-        degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True)
+    for batch in loader:
+        for tensor in batch:
+            tensor.to(device, non_blocking=True)
     _synchronize(device)
     return batches / (time.perf_counter() - started)
 

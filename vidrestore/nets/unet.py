@@ -115,12 +115,10 @@ class UNet(nn.Module):
             raise RuntimeError(f"cannot grow from these weights: missing {sorted(missing)[:4]}, not whole residual blocks")
         self.load_state_dict(state, strict=False)
         with torch.no_grad():
-            for name in added:
-                if name == "gate":
-                    self.gate.weight.zero_()
-                    self.gate.bias.zero_()
-                else:
-                    self.get_submodule(name).scale.zero_()
+            for name in added:  # a block adds nothing (scale 0); a gate conv outputs 0 (weight 1)
+                module = self.get_submodule(name)
+                for tensor in [module.scale] if isinstance(module, ResBlock) else [module.weight, module.bias]:
+                    tensor.zero_()
         return added
 
     @property

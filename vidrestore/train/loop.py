@@ -304,7 +304,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 stop["now"] = True
             validate = step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
             save = step % config.checkpoint_every == 0 or stop["now"]
-            if step % config.log_every == 0 or validate or save or step % config.image_every == 0:
+            if step % config.log_every == 0 or validate or save:
                 if not bool(all_finite):  # every process checks its own losses: any one stops, none saves
                     raise TrainingError(
                         f"non-finite loss between steps {checked_at + 1} and {step} (last: "
