@@ -1,6 +1,6 @@
 """Image restoration quality and speed on the demo corpus's validation split.
 
-    .venv/bin/python benchmarks/restore_quality.py [--model PATH] [--photos DIR] [--crops 48] [--no-bm3d]
+    .venv/bin/python benchmarks/restore_quality.py [--model PATH] [--photos DIR] [--crops 48] [--no-bm3d] [--per-crop]
 
 Takes ``--crops`` 384×384 crops spread evenly over the validation photos (half size; default
 the curated val split), degrades each with the default
@@ -30,6 +30,12 @@ from vidrestore.bench.testset import image_set  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
 
 
+def _describe(op: object) -> str:
+    """``name(field=value, ...)`` of a degradation operator, without its noise seed."""
+    fields = {k: v for k, v in vars(op).items() if k != "seed"}
+    return f"{op.name}(" + ", ".join(f"{k}={v}" for k, v in fields.items()) + ")"  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="generator safetensors (default: the shipped model)")
@@ -38,6 +44,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--per-crop", action="store_true", help="also list every crop: input and vidrestore PSNR, degradations")
     args = parser.parse_args()
 
     paths = photo_paths(args.photos)
@@ -101,6 +108,11 @@ def main() -> None:
                      f"({seconds['BM3D'] / seconds['vidrestore']:.0f}× faster)")
     text = "\n".join(lines)
     print(text)
+    if args.per_crop:
+        print("\ncrop | input dB | vidrestore dB | gain | degradations")
+        for i, (plan, r, d) in enumerate(zip(plans, results["vidrestore"], results["degraded input"])):
+            ops = ", ".join(_describe(op) for op in plan.ops)
+            print(f"{i:4d} | {d[0]:8.2f} | {r[0]:13.2f} | {r[0] - d[0]:+6.2f} | {ops}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "restore_quality.md").write_text(
