@@ -30,12 +30,6 @@ from vidrestore.bench.testset import image_set  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
 
 
-def _describe(op: object) -> str:
-    """``name(field=value, ...)`` of a degradation operator, without its noise seed."""
-    fields = {k: v for k, v in vars(op).items() if k != "seed"}
-    return f"{op.name}(" + ", ".join(f"{k}={v}" for k, v in fields.items()) + ")"  # type: ignore[attr-defined]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="generator safetensors (default: the shipped model)")
@@ -111,8 +105,7 @@ def main() -> None:
     if args.per_crop:
         print("\ncrop | input dB | vidrestore dB | gain | degradations")
         for i, (plan, r, d) in enumerate(zip(plans, results["vidrestore"], results["degraded input"])):
-            ops = ", ".join(_describe(op) for op in plan.ops)
-            print(f"{i:4d} | {d[0]:8.2f} | {r[0]:13.2f} | {r[0] - d[0]:+6.2f} | {ops}")
+            print(f"{i:4d} | {d[0]:8.2f} | {r[0]:13.2f} | {r[0] - d[0]:+6.2f} | {plan.describe()}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "restore_quality.md").write_text(
