@@ -1,10 +1,12 @@
 """Image restoration quality and speed on the demo corpus's validation split.
 
     .venv/bin/python benchmarks/restore_quality.py [--model PATH] [--photos DIR] [--crops 48] [--no-bm3d] [--per-crop]
+        [--degrade mpeg2.probability=0.5 ...]
 
 Takes ``--crops`` 384×384 crops spread evenly over the validation photos (half size; default
 the curated val split), degrades each with the default
-degradation config (fixed seeds), and restores them with: nothing (the degraded input), OpenCV
+degradation config (fixed seeds; ``--degrade KEY=VALUE`` changes it, e.g. to switch on the opt-in
+MPEG-2, over-sharpening and chroma-bleed operators of old and broadcast video), and restores them with: nothing (the degraded input), OpenCV
 non-local means, BM3D, and vidrestore. Prints mean PSNR/SSIM per method, vidrestore's engine
 throughput (MP/s) next to BM3D's in the same run, and writes ``docs/restore_quality.md`` and a
 side-by-side picture ``docs/restore_side_by_side.png``.
@@ -27,7 +29,9 @@ from common import ROOT, photo_paths  # noqa: E402
 from vidrestore.bench.measure import scores, timed  # noqa: E402
 from vidrestore.bench.methods import bm3d_denoise, nlm, to_u8  # noqa: E402
 from vidrestore.bench.testset import image_set  # noqa: E402
+from vidrestore.degrade import DegradeConfig  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
+from vidrestore.train.config import apply_overrides  # noqa: E402
 
 
 def main() -> None:
@@ -39,10 +43,16 @@ def main() -> None:
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--per-crop", action="store_true", help="also list every crop: input and vidrestore PSNR, degradations")
+    parser.add_argument("--degrade", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the degradation config (repeatable), e.g. mpeg2.probability=0.5")
     args = parser.parse_args()
+    try:
+        config = apply_overrides(DegradeConfig(), args.degrade)
+    except ValueError as exc:
+        parser.error(f"--degrade: {exc}")
 
     paths = photo_paths(args.photos)
-    test_set = image_set(paths, count=args.crops, size=args.size, seed=2024)
+    test_set = image_set(paths, count=args.crops, size=args.size, seed=2024, config=config)
     clean, degraded, plans = test_set.clean, test_set.degraded, test_set.plans
     restorer = Restorer(args.model, tile=512)
     methods = {"degraded input": lambda x: x, "OpenCV NLM": nlm}
@@ -70,7 +80,8 @@ def main() -> None:
 
     megapixels = len(clean) * args.size * args.size / 1e6
     lines = [
-        f"{len(clean)} crops of {args.size}² from {len(paths)} validation photos ({args.photos or 'default'}), default degradations "
+        f"{len(clean)} crops of {args.size}² from {len(paths)} validation photos ({args.photos or 'default'}), "
+        f"{'degradations ' + ', '.join(args.degrade) if args.degrade else 'default degradations'} "
         f"(seeds 10000+i); torch threads {torch.get_num_threads()}, engine {restorer.info['device']} "
         f"{restorer.info['dtype']}.",
         "",
