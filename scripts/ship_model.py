@@ -31,20 +31,24 @@ FAILURES = """\
   come out smoother than they went in: the net cannot always tell fine texture from noise
   (`benchmarks/do_no_harm.py`: sharp crops with gray noise σ 0.01 + JPEG 92 end about 0.4 dB
   above the input on average, but below it on about a third of the mildly damaged crops).
-  Clean input is not passed through exactly: it changes by about 1.4 8-bit levels on average
-  (≈ 43 dB).
+  Clean input is not passed through exactly: it changes by about 1.2 8-bit levels on average
+  (≈ 44.6 dB); it can smooth or alter fine source grain (a grass crop with faint gray noise ends
+  4 dB below its input in `benchmarks/restore_quality.py --per-crop`).
 - Soft footage: trained with enlarged and defocused clean targets so that soft is not always
   taken for blurred, but a soft picture can still gain edges it never had (soft clean crops
-  change by about 1.2 levels, ≈ 44 dB). Soft footage with faint noise and compression is the
+  change by about 1.2 levels, ≈ 44.5 dB). Soft footage with faint noise and compression is the
   hardest case: it looks like the resample degradation the net is trained to undo, and comes
-  out only ~0.3 dB above its input; the GPU-trained runs in its lineage sharpen it more (below
+  out about level with its input; the GPU-trained runs in its lineage sharpen it more (below
   the input), which is why it ships averaged with the previous default — see the history.
 - Heavy degradations outside the training ranges (JPEG quality < 50, noise σ > 0.12, blur
   kernels > 13 px, downscale > 4×) are only partly restored.
 - It removes compression artifacts it has seen (JPEG, H.264 intra/inter at CRF 18–38). MPEG-2
   blocking and mosquito noise, over-sharpening halos and VHS chroma bleed now exist as opt-in
   degradations (`degrade.mpeg2`, `degrade.sharpen`, `degrade.chroma_bleed`) but this model was
-  not trained on them; interlacing is not modelled.
+  not trained on them (with them switched on in `benchmarks/restore_quality.py --degrade ...` it
+  still gains about 2 dB over the input; a CPU fine-tune that saw them gained 0.15 dB more there
+  but lost 0.14 dB on the default degradations, so it is not shipped); interlacing is not
+  modelled.
 - Single-frame network: temporal consistency comes from the separate fusion stage
   (`vidrestore.temporal`); with it off, restored video flickers slightly.
 """
@@ -62,8 +66,14 @@ def macs_per_megapixel(network: torch.nn.Module, size: int = 256) -> float:
 PHASES = {"ema_l1": "L1 warm-up", "ema": "joint L1 + GAN"}
 
 
-def checkpoint_step(run: Path) -> int:
-    return int(torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["step"])
+def run_progress(run: Path, records: list[dict]) -> tuple[int, float]:
+    """(steps, wall seconds) of RUN: from its checkpoint, else (a run brought back from a lent GPU
+    without its optimizer state) from its last validation record."""
+    if (run / "checkpoint.pt").exists():
+        checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+        return int(checkpoint["step"]), float(checkpoint["elapsed"])
+    last = [r for r in records if "elapsed_s" in r][-1]
+    return int(last["step"]), float(last["elapsed_s"])
 
 
 def main() -> None:
@@ -71,6 +81,9 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--weights", default="best.safetensors", help="file in RUN to ship (default best)")
     parser.add_argument("--notes", nargs="*", default=[])
+    parser.add_argument("--data-note", help="a word on the data paths for the card (e.g. a compact copy)")
+    parser.add_argument("--hardware", help="what the run trained on, for the card (default: this machine's CPU; "
+                        "say which GPU for a run brought back from one)")
     args = parser.parse_args()
     config = json.loads((args.run / "config.json").read_text())
     model, metadata = load_generator(args.run / args.weights)
@@ -81,11 +94,15 @@ def main() -> None:
     records = [json.loads(line) for line in open(args.run / "metrics.jsonl")]
     curve = [r for r in records if r["kind"] in ("ema_l1", "ema")]
     baseline = next(r for r in records if r["kind"] == "degraded_input")
-    shipped_step = int(metadata.get("step", checkpoint_step(args.run)))
+    total_steps, elapsed = run_progress(args.run, records)
+    shipped_step = int(metadata.get("step", total_steps))
     network = UNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in generator_config.items()})
     params = sum(p.numel() for p in network.parameters())
     gmac = macs_per_megapixel(network) / 1e9
-    checkpoint = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    on_gpu = config.get("device") == "cuda"
+    hardware = args.hardware or (
+        "a CUDA GPU" if on_gpu else f"{platform.processor() or platform.machine()} "
+        f"({config.get('threads') or torch.get_num_threads()} thread(s), CPU only, sharing the CPU with development work)")
     lines = [
         f"# {DEFAULT_MODEL}",
         "",
@@ -100,7 +117,7 @@ def main() -> None:
         "## Training",
         f"- data: `{config['train_data']}` (validation: `{config['val_data']}`) — the `vidrestore corpus` demo corpus "
         "(Debian packages: the KDE/MATE wallpapers, GCompris's photos, scikit-image's samples), curated with "
-        f"`vidrestore curate`; {config['patch_size']}² crops at scales {config['scale_range']}"
+        f"`vidrestore curate`{'; ' + args.data_note if args.data_note else ''}; {config['patch_size']}² crops at scales {config['scale_range']}"
         + (" (above 1: a smaller region enlarged bicubically, a clean but soft target)" if config["scale_range"][1] > 1 else "")
         + ", flips/rotations",
         "- degradations: `DegradeConfig()` defaults (blur, motion blur, resample, noise, JPEG, H.264), on the fly"
@@ -123,11 +140,9 @@ def main() -> None:
          f"- phases: L1-only generator steps (no discriminator), stopped at step {shipped_step} of the "
          f"{config.get('g_pretrain_steps', 0)} planned, before this run's discriminator and joint phases "
          "(the adversarial phases of the runs it was warm-started from are in the history below)"),
-        f"- steps: {checkpoint['step']} in all (batch {config['batch_size']}), AdamW lr {config['lr_g']} cosine over the "
+        f"- steps: {total_steps} in all (batch {config['batch_size']}), AdamW lr {config['lr_g']} cosine over the "
         f"generator's steps, EMA {config['ema_decay']}",
-        f"- wall time: {checkpoint['elapsed'] / 3600:.2f} h on {platform.processor() or platform.machine()} "
-        f"({config.get('threads') or torch.get_num_threads()} thread(s), CPU only, bf16 autocast), sharing the CPU "
-        "with development work",
+        f"- wall time: {elapsed / 3600:.2f} h on {hardware}; precision `{config.get('precision', 'auto')}`",
         f"- k2 note: the spec's default k2 = 1e-4 multiplies a *sum* over the discriminator's patch logits "
         f"({config['batch_size']}·16·16 = {config['batch_size'] * 256} per batch of {config['patch_size']}² crops), so "
         "at 1e-4 the GAN term is ~10× the L1 term in value and dominates its gradient; PSNR fell while it did "
