@@ -1,6 +1,6 @@
 """Does the restorer leave good footage alone? Clean, soft and mildly degraded inputs.
 
-    .venv/bin/python benchmarks/do_no_harm.py [--model PATH ...] [--photos DIR] [--crops 48]
+    .venv/bin/python benchmarks/do_no_harm.py [--model PATH ...] [--photos DIR] [--crops 48] [--correction-floor 1]
 
 People run a restorer over whole files, good parts included, and a lot of real video is soft
 (upscaled from a smaller size, gently out of focus) without being damaged. A net trained only on
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
     parser.add_argument("--crops", type=int, default=48)
     parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--correction-floor", type=float, default=1.0,
+                        help="the Restorer's correction_floor in 8-bit levels (default 1; 0 = the model's output as is)")
     args = parser.parse_args()
 
     paths = photo_paths(args.photos)
@@ -70,7 +72,8 @@ def main() -> None:
         "soft + mild": ([mildly_damaged(c, 7000 + i) for i, c in enumerate(soft)], soft),
     }
     print(f"{len(sharp)} crops of {args.size}² from {len(paths)} photos ({args.photos or 'default'}); "
-          f"mild = gray noise σ {MILD_NOISE_SIGMA} + JPEG {MILD_JPEG_QUALITY}; PSNR capped at 60 dB per crop")
+          f"mild = gray noise σ {MILD_NOISE_SIGMA} + JPEG {MILD_JPEG_QUALITY}; PSNR capped at 60 dB per crop; "
+          f"correction floor {args.correction_floor:g}")
     print()
     header = "| model | " + " | ".join(cases) + " | mean change clean / soft (8-bit levels) | crops below input (mild) |"
     lines = [header, "|" + "---|" * (len(cases) + 3)]
@@ -79,7 +82,7 @@ def main() -> None:
     lines.append("| input | " + " | ".join(
         "—" if xs is refs else f"{np.mean(inputs[name]):.2f}" for name, (xs, refs) in cases.items()) + " | 0 / 0 | |")
     for model in args.model or [None]:
-        restorer = Restorer(model, tile=512)
+        restorer = Restorer(model, tile=512, correction_floor=args.correction_floor)
         row, changes, below = [], [], 0
         for name, (xs, refs) in cases.items():
             restored = [np.clip(o, 0.0, 1.0) for o in restorer(np.stack(xs))]

@@ -1,7 +1,7 @@
 """Image restoration quality and speed on the demo corpus's validation split.
 
     .venv/bin/python benchmarks/restore_quality.py [--model PATH] [--photos DIR] [--crops 48] [--no-bm3d] [--per-crop]
-        [--degrade mpeg2.probability=0.5 ...]
+        [--correction-floor 1] [--degrade mpeg2.probability=0.5 ...]
 
 Takes ``--crops`` 384×384 crops spread evenly over the validation photos (half size; default
 the curated val split), degrades each with the default
@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--per-crop", action="store_true", help="also list every crop: input and vidrestore PSNR, degradations")
+    parser.add_argument("--correction-floor", type=float, default=1.0,
+                        help="the Restorer's correction_floor in 8-bit levels (default 1; 0 = the model's output as is)")
     parser.add_argument("--degrade", action="append", default=[], metavar="KEY=VALUE",
                         help="override the degradation config (repeatable), e.g. mpeg2.probability=0.5")
     args = parser.parse_args()
@@ -54,7 +56,7 @@ def main() -> None:
     paths = photo_paths(args.photos)
     test_set = image_set(paths, count=args.crops, size=args.size, seed=2024, config=config)
     clean, degraded, plans = test_set.clean, test_set.degraded, test_set.plans
-    restorer = Restorer(args.model, tile=512)
+    restorer = Restorer(args.model, tile=512, correction_floor=args.correction_floor)
     methods = {"degraded input": lambda x: x, "OpenCV NLM": nlm}
     if not args.no_bm3d:
         methods["BM3D"] = bm3d_denoise
@@ -83,7 +85,7 @@ def main() -> None:
         f"{len(clean)} crops of {args.size}² from {len(paths)} validation photos ({args.photos or 'default'}), "
         f"{'degradations ' + ', '.join(args.degrade) if args.degrade else 'default degradations'} "
         f"(seeds 10000+i); torch threads {torch.get_num_threads()}, engine {restorer.info['device']} "
-        f"{restorer.info['dtype']}.",
+        f"{restorer.info['dtype']}, correction floor {args.correction_floor:g}.",
         "",
         "| method | PSNR (dB) | SSIM | MP/s |",
         "|---|---|---|---|",

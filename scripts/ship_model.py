@@ -31,12 +31,17 @@ FAILURES = """\
   come out smoother than they went in: the net cannot always tell fine texture from noise
   (`benchmarks/do_no_harm.py`: sharp crops with gray noise σ 0.01 + JPEG 92 end about 0.4 dB
   above the input on average, but below it on about a third of the mildly damaged crops).
-  Clean input is not passed through exactly: it changes by about 1.2 8-bit levels on average
-  (≈ 44.6 dB); it can smooth or alter fine source grain (a grass crop with faint gray noise ends
-  4 dB below its input in `benchmarks/restore_quality.py --per-crop`).
+  The net alone changes clean input by about 1.2 8-bit levels on average (≈ 44.6 dB); the
+  engine's correction floor (`Restorer(correction_floor=1)`, the default) passes most clean frames
+  through (≈ 52 dB), but not textured ones, whose correction is larger than the floor: it can
+  smooth or alter fine source grain (a grass crop with faint gray noise ends 4 dB below its input
+  in `benchmarks/restore_quality.py --per-crop`). The same floor trims timid corrections: a
+  mildly blurred frame the net corrects by only about a level gets less of that correction
+  (≈ 0.1 dB on soft, heavily compressed video in `benchmarks/video_flicker.py`;
+  `correction_floor=0` turns the floor off).
 - Soft footage: trained with enlarged and defocused clean targets so that soft is not always
   taken for blurred, but a soft picture can still gain edges it never had (soft clean crops
-  change by about 1.2 levels, ≈ 44.5 dB). Soft footage with faint noise and compression is the
+  change by about 0.9 levels with the correction floor, ≈ 47.7 dB). Soft footage with faint noise and compression is the
   hardest case: it looks like the resample degradation the net is trained to undo, and comes
   out about level with its input; the GPU-trained runs in its lineage sharpen it more (below
   the input), which is why it ships averaged with the previous default — see the history.

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vidrestore import Restorer
-from vidrestore.engine import tile_apply
+from vidrestore.engine import shrink_corrections, tile_apply
 from vidrestore.errors import ModelError
 from vidrestore.io.convert import from_float, rgb_to_gray, to_float
 from vidrestore.nets.unet import UNet
@@ -321,6 +321,60 @@ def test_strength_blends_the_correction_with_the_input(model: UNet) -> None:
     assert half.fingerprint != Restorer(model, **options).fingerprint  # resumed jobs do not mix strengths
 
 
+class Exaggerate(torch.nn.Module):
+    """Moves every pixel away from mid-gray: correction ``gain * (x - 0.5)``, RMS known by hand."""
+
+    size_multiple = 1
+
+    def __init__(self, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gain * (x - 0.5)
+
+
+def test_correction_floor_shrinks_each_frames_correction_by_its_energy() -> None:
+    options = {"device": "cpu", "precision": "fp32", "tile": 0}
+    flat = np.full((1, 16, 20, 3), 0.5, np.float32)
+    flat[0, ::2, :, :] += 0.02  # correction 0.1 × 0.02 on half the rows: RMS 0.36 levels
+    busy = np.zeros((1, 16, 20, 3), np.float32)
+    busy[0, ::2] = 1.0  # x - 0.5 = ±0.5: correction RMS 0.1 × 0.5 × 255 = 12.75 levels
+    frames = np.concatenate([flat, busy])
+    model = Exaggerate(0.1)
+    raw = Restorer(model, correction_floor=0, **options)(frames)
+    np.testing.assert_allclose(raw, frames + 0.1 * (frames - 0.5), atol=1e-6)
+    floored = Restorer(model, **options)  # the default floor: 1 level
+    out = floored(frames)
+    rms = np.sqrt(np.mean((raw - frames) ** 2, axis=(1, 2, 3))) * 255
+    expected_gain = np.clip(1.0 - (1.0 / rms) ** 2, 0.0, None)
+    assert expected_gain[0] == 0.0 and 0.99 < expected_gain[1] < 1.0
+    np.testing.assert_array_equal(out[0], frames[0])  # barely changed: left exactly as it was
+    np.testing.assert_allclose(out[1], frames[1] + expected_gain[1] * (raw[1] - frames[1]), atol=1e-6)
+    for index in range(2):  # each frame on its own: the same as in the batch
+        np.testing.assert_array_equal(floored(frames[index : index + 1])[0], out[index])
+    strong = Restorer(model, correction_floor=10.0, strength=0.5, **options)(busy)
+    gain = 1.0 - (10.0 / rms[1]) ** 2
+    np.testing.assert_allclose(strong, busy + 0.5 * gain * (raw[1:] - busy), atol=1e-6)
+    custom = Restorer(model, correction_floor=2.5, **options)
+    assert custom.info["correction_floor"] == 2.5 and "correction_floor=2.5" in repr(custom)
+    assert custom.fingerprint != floored.fingerprint  # resumed jobs do not mix floors
+
+
+def test_shrink_corrections_on_raw_output_equals_the_engine_with_that_floor(model: UNet) -> None:
+    """What benchmarks/correction_floor.py relies on: floors applied afterwards match the engine's."""
+    frames = torch.from_numpy(random_frames((3, 3, 40, 52), np.float32, seed=5))
+    options = {"device": "cpu", "precision": "fp32", "tile": 32, "tile_overlap": 8}
+    raw = Restorer(model, correction_floor=0, **options).restore_tensor(frames)
+    rms = ((raw - frames).square().mean(dim=(1, 2, 3)).sqrt() * 255).tolist()
+    floor = float(np.median(rms))  # the two smaller corrections are dropped, the largest is shrunk
+    expected = shrink_corrections(frames, raw, floor / 255)
+    np.testing.assert_allclose(Restorer(model, correction_floor=floor, **options).restore_tensor(frames), expected,
+                               atol=1e-6)
+    assert not torch.equal(expected, raw)  # the floor did something, and raw itself was left as it was
+    np.testing.assert_array_equal(shrink_corrections(frames, raw.clone(), floor / 255, inplace=True), expected)
+
+
 # ------------------------------------------------------------------------------ threads
 
 
@@ -373,6 +427,10 @@ def test_restore_tensor_wants_float_rgb(restorer: Restorer) -> None:
         ({"tile": 32.0}, TypeError, "integers"),
         ({"strength": 1.5}, ValueError, "strength"),
         ({"strength": float("nan")}, ValueError, "strength"),
+        ({"correction_floor": -1.0}, ValueError, "correction_floor"),
+        ({"correction_floor": float("nan")}, ValueError, "correction_floor"),
+        ({"correction_floor": float("inf")}, ValueError, "correction_floor"),
+        ({"correction_floor": True}, ValueError, "correction_floor"),
     ],
 )
 def test_bad_options_raise_clear_errors(model: UNet, options: dict, error: type, message: str) -> None:

@@ -98,3 +98,7 @@ def test_strength_zero_returns_the_image_and_bad_strength_is_refused(model_path,
     bad = run(str(tmp_path / "in.png"), "-o", str(tmp_path / "bad.png"), "--model", str(model_path), "--strength", "2")
     assert bad.returncode != 0 and "strength must be a number in [0, 1]" in bad.stderr
     assert not (tmp_path / "bad.png").exists()
+    floor = run(str(tmp_path / "in.png"), "-o", str(tmp_path / "bad.png"), "--model", str(model_path),
+                "--correction-floor", "-1")
+    assert floor.returncode != 0 and "correction_floor must be a number >= 0" in floor.stderr
+    assert not (tmp_path / "bad.png").exists()

@@ -398,6 +398,7 @@ def test_the_cache_is_bounded_and_computes_each_key_once() -> None:
         (lambda: core.std.BlankClip(length=2), {"temporal_strength": 2.0}, "temporal_strength"),
         (lambda: core.std.BlankClip(length=2), {"batch_size": 0}, "batch_size"),
         (lambda: core.std.BlankClip(length=2), {"strength": 2.0}, "strength must be a number"),
+        (lambda: core.std.BlankClip(length=2), {"correction_floor": -1.0}, "correction_floor must be a number"),
         (lambda: core.std.BlankClip(length=2), {"model": "/nonexistent/model.safetensors"}, "not found"),
     ],
 )
@@ -421,6 +422,8 @@ def test_strength_zero_gives_the_clip_back(tiny_model_file: Path, identity: Rest
     assert [frame_bytes(f) for f in changed.frames()] != [frame_bytes(f) for f in untouched.frames()]
     with pytest.raises(vs.Error, match="strength belong to the Restorer"):
         vr.restore(source, restorer=identity, strength=0.5)
+    with pytest.raises(vs.Error, match="correction_floor belong to the Restorer"):
+        vr.restore(source, restorer=identity, correction_floor=2.0)
 
 
 # ------------------------------------------------------------------------------ vspipe

@@ -47,7 +47,11 @@ from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.io.convert import _LUMA_WEIGHTS  # BT.601, the weights rgb_to_gray uses
 from vidrestore.weights import load_generator
 
-__all__ = ["Restorer", "tile_apply"]
+__all__ = ["Restorer", "shrink_corrections", "tile_apply"]
+
+# The exponent of the correction floor's shrinkage (see shrink_corrections; chosen in
+# docs/model_history.md, entry 18).
+CORRECTION_FLOOR_POWER = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +296,13 @@ class Restorer:
         strength: 0..1, how much of the model's correction is applied: the output is
             ``input + strength * (model(input) - input)``; 1 (default) is the model's output, 0
             returns the input unchanged. Lower it for footage that needs only a little help.
+        correction_floor: in 8-bit levels (RMS over the frame), the size of the correction the
+            model makes on an already clean frame: its own error (the shipped model changes clean
+            frames by about 1.2 levels). Each frame's correction ``r = model(input) - input`` is
+            shrunk by ``max(0, 1 - (floor / rms(r))**2)``: a frame the model barely changes is
+            left as it was, a damaged one (rms several levels) is corrected almost in full. This
+            leaves clean and soft footage far more alone and gains on average on damaged footage
+            (measured in ``docs/model_history.md``, entry 18). ``0`` applies the correction as is.
 
     Calling the restorer (see :meth:`__call__`) accepts numpy ``(N, H, W, C)``/``(H, W, C)`` and
     torch ``(N, C, H, W)``/``(C, H, W)`` frames; :meth:`restore_tensor` is the float RGB core.
@@ -309,6 +320,7 @@ class Restorer:
         channels_last: bool = True,
         threads: int | None = None,
         strength: float = 1.0,
+        correction_floor: float = 1.0,
     ) -> None:
         if not isinstance(tile, int) or not isinstance(tile_overlap, int):
             raise TypeError("tile and tile_overlap must be integers")
@@ -320,6 +332,9 @@ class Restorer:
             raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be a number in [0, 1], got {strength!r}")
+        if (isinstance(correction_floor, bool) or not isinstance(correction_floor, (int, float))
+                or not 0.0 <= correction_floor < math.inf):
+            raise ValueError(f"correction_floor must be a number >= 0 (8-bit levels), got {correction_floor!r}")
 
         self._device = resolve_device(device)
         self._compute_dtype = resolve_precision(precision, self._device)
@@ -351,6 +366,7 @@ class Restorer:
         self._tile, self._tile_overlap, self._batch_size = max(tile, 0), tile_overlap, batch_size
         self._channels_last = channels_last
         self._strength = float(strength)
+        self._correction_floor = float(correction_floor)
         self._fingerprint: str | None = None
         logger.info(
             "Restorer: %s, %s, tile %d overlap %d, batch %d",
@@ -374,6 +390,7 @@ class Restorer:
             "batch_size": self._batch_size,
             "channels_last": self._channels_last,
             "strength": self._strength,
+            "correction_floor": self._correction_floor,
             "threads": torch.get_num_threads() if self._device.type == "cpu" else None,
             "size_multiple": self._alignment,
             "model": dict(self._metadata),
@@ -385,7 +402,9 @@ class Restorer:
         and tiling. Two restorers with the same fingerprint give bitwise the same frames (on the
         same machine), so a resumed video job may reuse the frames an earlier run finished."""
         if self._fingerprint is None:
-            digest = hashlib.sha256(f"{self!r} channels_last={self._channels_last}".encode())
+            digest = hashlib.sha256(
+                f"{self!r} channels_last={self._channels_last} correction_floor={self._correction_floor}".encode()
+            )
             for name, tensor in self._model.state_dict().items():
                 digest.update(name.encode())
                 digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -396,7 +415,8 @@ class Restorer:
         return (
             f"Restorer(device={self._device}, dtype={self.info['dtype']}, tile={self._tile}, "
             f"tile_overlap={self._tile_overlap}, batch_size={self._batch_size}"
-            + (f", strength={self._strength:g})" if self._strength != 1.0 else ")")
+            + (f", strength={self._strength:g}" if self._strength != 1.0 else "")
+            + (f", correction_floor={self._correction_floor:g})" if self._correction_floor != 1.0 else ")")
         )
 
     # ---------------------------------------------------------------------------- core
@@ -421,7 +441,8 @@ class Restorer:
         """Restore float RGB frames: ``(N, 3, H, W)``, any float dtype, any device, nominally in [0, 1].
 
         Returns ``(N, 3, H, W)`` with ``frames``' dtype and device, not clamped (the model may
-        overshoot [0, 1] slightly); a ``strength`` below 1 blends it with the input in float32. Frames are moved to the restorer's device, computed there
+        overshoot [0, 1] slightly); each frame's correction is shrunk by ``correction_floor`` and
+        scaled by ``strength``, in float32. Frames are moved to the restorer's device, computed there
         through :func:`tile_apply` and moved back.
         """
         if not isinstance(frames, torch.Tensor):
@@ -442,6 +463,10 @@ class Restorer:
                 tiles_per_batch=self._batch_size,
                 alignment=self._alignment,
             )
+            if self._correction_floor > 0:
+                shares_memory = restored.untyped_storage().data_ptr() == on_device.untyped_storage().data_ptr()
+                restored = shrink_corrections(on_device, restored, self._correction_floor / 255.0,
+                                              inplace=not shares_memory)
             if self._strength != 1.0:
                 restored = torch.lerp(on_device, restored, self._strength)
             return restored.to(device=frames.device, dtype=frames.dtype)
@@ -545,6 +570,33 @@ class Restorer:
                 restored = _from_unit_float(self._restore_color(color), batch.dtype)
                 output[start : start + chunk, :color_channels] = restored.to(batch.device)
         return output
+
+
+def shrink_corrections(
+    frames: torch.Tensor,
+    restored: torch.Tensor,
+    floor: float,
+    *,
+    power: float = CORRECTION_FLOOR_POWER,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """``frames + g * (restored - frames)`` per frame, ``g = max(0, 1 - (floor / rms)**power)``.
+
+    ``rms`` is the root mean square of the frame's correction over all its pixels and channels
+    (``floor`` in the same [0, 1] units). Like positive-part James-Stein shrinkage: a correction
+    whose energy is about the model's error floor is mostly that error. Each frame is reduced on
+    its own (a loop, not one batched reduction) so the result never depends on its batch.
+    ``inplace=True`` writes into ``restored`` (no frame-sized temporaries: the engine's peak
+    memory stays bounded by its tiles); ``restored`` must not share memory with ``frames``.
+    """
+    out = restored if inplace else restored.clone()
+    for index in range(frames.shape[0]):
+        correction = out[index].sub_(frames[index])
+        flat = correction.reshape(-1)  # a view when contiguous; dot needs no temporary (unlike a norm)
+        rms = torch.sqrt(torch.dot(flat, flat) / flat.numel())
+        gain = torch.clamp(1.0 - (floor / torch.clamp(rms, min=1e-12)) ** power, min=0.0)
+        correction.mul_(gain).add_(frames[index])
+    return out
 
 
 def _to_unit_float(pixels: torch.Tensor) -> torch.Tensor:

@@ -356,6 +356,7 @@ def restore(
     tile_overlap: int = 32,
     batch_size: int = 4,
     strength: float = 1.0,
+    correction_floor: float = 1.0,
     temporal: bool = True,
     temporal_radius: int = 2,
     temporal_strength: float = 1.0,
@@ -376,6 +377,8 @@ def restore(
             per forward pass of the Restorer this builds.
         strength: 0..1, how much of the model's correction is applied (1: all of it, 0: none;
             see :class:`vidrestore.Restorer`).
+        correction_floor: 8-bit levels; frames whose correction is about this small (RMS) are
+            left nearly alone (0: the model's output as is; see :class:`vidrestore.Restorer`).
         temporal: fuse each frame with its motion-compensated neighbours (no flicker).
         temporal_radius: neighbours on each side; output ``n`` uses source frames
             ``n - temporal_radius .. n + temporal_radius``, never across a scene cut
@@ -387,7 +390,7 @@ def restore(
             ``core.num_threads`` sets how many frames are in flight.
         restorer: a ready :class:`vidrestore.Restorer` (or any callable mapping float32
             ``(N, H, W, 3)`` in [0, 1] to the same) to share between filters; then ``model``,
-            ``device``, ``precision``, ``tile``, ``tile_overlap`` and ``strength`` must be left at
+            ``device``, ``precision``, ``tile``, ``tile_overlap``, ``strength`` and ``correction_floor`` must be left at
             their defaults.
         format: output format (default: the input's), same rules as the input.
 
@@ -431,6 +434,7 @@ def restore(
             restorer = Restorer(
                 model, device=device or "auto", precision=precision or "auto",
                 tile=tile, tile_overlap=tile_overlap, batch_size=batch_size, strength=strength,
+                correction_floor=correction_floor,
             )
         except Exception as exc:  # ModelError, bad options, CUDA missing: all surface as vs.Error
             hint = " (pass model=PATH to a generator .safetensors)" if model is None else ""
@@ -440,7 +444,8 @@ def restore(
             raise vs.Error(f"{_NAME}: restorer must be a vidrestore.Restorer, got {type(restorer).__name__}")
         given = [name for name, value, default in (
             ("model", model, None), ("device", device, None), ("precision", precision, None),
-            ("tile", tile, 512), ("tile_overlap", tile_overlap, 32), ("strength", strength, 1.0)) if value != default]
+            ("tile", tile, 512), ("tile_overlap", tile_overlap, 32), ("strength", strength, 1.0),
+            ("correction_floor", correction_floor, 1.0)) if value != default]
         if given:
             raise vs.Error(f"{_NAME}: {', '.join(given)} belong to the Restorer; pass them when building it, "
                            "not together with restorer=")

@@ -113,9 +113,12 @@ def _fits(path: Path, size: int) -> bool:
         return True
 
 
-def image_set(paths: list[Path], *, count: int, size: int, seed: int, config: DegradeConfig | None = None) -> ImageSet:
+def image_set(
+    paths: list[Path], *, count: int, size: int, seed: int, config: DegradeConfig | None = None,
+    degrade_seed: int = IMAGE_DEGRADE_SEED,
+) -> ImageSet:
     """``count`` crops spread evenly over the photos' crops (seed ``seed``), each degraded with
-    ``config`` (default: the default config) and seed ``IMAGE_DEGRADE_SEED + i``. Photos too
+    ``config`` (default: the default config) and seed ``degrade_seed + i``. Photos too
     small for a crop are skipped; the others then give more crops each, so ``count`` is met when
     the usable photos allow it."""
     usable = [p for p in paths if _fits(p, size)]
@@ -126,7 +129,7 @@ def image_set(paths: list[Path], *, count: int, size: int, seed: int, config: De
     picks = np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))
     clean = [candidates[i] for i in picks]
     config = config or DegradeConfig()
-    pairs = [degrade(image, config, IMAGE_DEGRADE_SEED + i) for i, image in enumerate(clean)]
+    pairs = [degrade(image, config, degrade_seed + i) for i, image in enumerate(clean)]
     return ImageSet(clean=clean, degraded=[p[0] for p in pairs], plans=[p[1] for p in pairs])
 
 

@@ -1,0 +1,104 @@
+"""What the engine's correction floor does: restore_quality's crops and do_no_harm's inputs, several floors.
+
+    .venv/bin/python benchmarks/correction_floor.py [--model PATH] [--photos DIR] [--floors 0,0.5,1,1.5,2]
+        [--seed 2024] [--degrade-seed 10000]
+
+The net runs once per input set with the floor off (``Restorer(correction_floor=0)``); every
+floor is then applied to those outputs with :func:`vidrestore.engine.shrink_corrections`, the
+function the engine itself calls, so each row is what ``Restorer(correction_floor=F)`` gives.
+Sets: ``restore_quality.py``'s damaged crops (PSNR against the clean crop, uncapped, as that
+benchmark reports it) and ``do_no_harm.py``'s clean, soft, sharp + mild and soft + mild inputs
+(capped at 60 dB, as there). ``--seed`` picks other crops, ``--degrade-seed`` other degradations
+(crop i gets seed ``degrade_seed + i``): a floor chosen on one draw should hold on another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import model_label, photo_paths  # noqa: E402
+from do_no_harm import mildly_damaged, soften  # noqa: E402
+
+from vidrestore.bench.measure import scores  # noqa: E402
+from vidrestore.bench.testset import IMAGE_DEGRADE_SEED, image_set  # noqa: E402
+from vidrestore.engine import CORRECTION_FLOOR_POWER, Restorer, shrink_corrections  # noqa: E402
+
+CAP_DB = 60.0
+
+
+def mean_psnr(outputs: torch.Tensor, references: np.ndarray, *, cap: float | None) -> tuple[float, list[float]]:
+    values = [scores(np.clip(o.permute(1, 2, 0).numpy(), 0.0, 1.0), r)[0] for o, r in zip(outputs, references)]
+    values = [min(v, cap) for v in values] if cap else values
+    return float(np.mean(values)), values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", help="generator safetensors (default: the shipped model)")
+    parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
+    parser.add_argument("--crops", type=int, default=48)
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--floors", default="0,0.5,0.8,1,1.2,1.6,2", help="comma-separated floors in 8-bit levels")
+    parser.add_argument("--power", type=float, default=CORRECTION_FLOOR_POWER,
+                        help=f"the shrinkage's exponent (the engine's: {CORRECTION_FLOOR_POWER:g})")
+    parser.add_argument("--seed", type=int, default=2024, help="crop selection (restore_quality's: 2024)")
+    parser.add_argument("--degrade-seed", type=int, default=IMAGE_DEGRADE_SEED,
+                        help=f"crop i is degraded with seed DEGRADE_SEED + i (restore_quality's: {IMAGE_DEGRADE_SEED})")
+    args = parser.parse_args()
+    try:
+        floors = [float(f) for f in args.floors.split(",")]
+    except ValueError:
+        parser.error(f"--floors: expected comma-separated numbers, got {args.floors!r}")
+    if any(not 0.0 <= f < float("inf") for f in floors):
+        parser.error("--floors: every floor must be a number >= 0")
+
+    paths = photo_paths(args.photos)
+    test_set = image_set(paths, count=args.crops, size=args.size, seed=args.seed, degrade_seed=args.degrade_seed)
+    sharp = test_set.clean
+    soft = [soften(c) for c in sharp]
+    sets = {
+        "restore_quality": (test_set.degraded, sharp),
+        "clean": (sharp, sharp),
+        "soft": (soft, soft),
+        "sharp + mild": ([mildly_damaged(c, 7000 + i) for i, c in enumerate(sharp)], sharp),
+        "soft + mild": ([mildly_damaged(c, 7000 + i) for i, c in enumerate(soft)], soft),
+    }
+    restorer = Restorer(args.model, tile=512, correction_floor=0)
+    print(f"{len(sharp)} crops of {args.size}² from {len(paths)} photos ({args.photos or 'default'}), crop seed "
+          f"{args.seed}, degradation seeds {args.degrade_seed}+i; model {model_label(args.model)}, engine "
+          f"{restorer.info['device']} {restorer.info['dtype']}, shrinkage power {args.power:g}; do_no_harm sets capped at {CAP_DB:g} dB")
+    print()
+    header = ["floor (levels)", *sets, "below input (restore_quality)", "below input (mild, of " + str(2 * len(sharp)) + ")"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    prepared = {}
+    for name, (inputs, references) in sets.items():
+        stack = torch.from_numpy(np.stack(inputs)).permute(0, 3, 1, 2).contiguous()
+        raw = restorer.restore_tensor(stack)
+        cap = None if name == "restore_quality" else CAP_DB
+        baseline = [min(scores(x, r)[0], cap) if cap else scores(x, r)[0] for x, r in zip(inputs, references)]
+        prepared[name] = (stack, raw, np.stack(references), cap, baseline)
+    for floor in floors:
+        row, below_rq, below_mild = [f"{floor:g}"], 0, 0
+        for name, (stack, raw, references, cap, baseline) in prepared.items():
+            outputs = shrink_corrections(stack, raw, floor / 255.0, power=args.power) if floor > 0 else raw
+            mean, values = mean_psnr(outputs, references, cap=cap)
+            row.append(f"{mean:.2f}")
+            if name != "clean" and name != "soft":
+                below = int(np.sum(np.array(values) < np.array(baseline)))
+                below_rq += below if name == "restore_quality" else 0
+                below_mild += below if name != "restore_quality" else 0
+        lines.append("| " + " | ".join(row + [str(below_rq), str(below_mild)]) + " |")
+    inputs_row = ["input"] + [
+        "—" if name in ("clean", "soft") else f"{np.mean(prepared[name][4]):.2f}" for name in sets] + ["", ""]
+    lines.insert(2, "| " + " | ".join(inputs_row) + " |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
