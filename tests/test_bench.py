@@ -51,6 +51,7 @@ def test_every_method_has_a_row_in_report_json_and_stdout(bench):
     machine = results["machine"]
     assert f"({machine['cpu_count']} CPU" in report and f"with {machine['torch_threads']} thread" in report
     assert machine["date"] in report and f"engine on {machine['device']}" in report
+    assert f"correction floor {machine['correction_floor']:g}" in report
     assert "target ≥ 20×" in report and "% of the bf16 matmul peak" in report
 
 

@@ -369,8 +369,8 @@ class Restorer:
         self._correction_floor = float(correction_floor)
         self._fingerprint: str | None = None
         logger.info(
-            "Restorer: %s, %s, tile %d overlap %d, batch %d",
-            self._device, self._compute_dtype, self._tile, self._tile_overlap, batch_size,
+            "Restorer: %s, %s, tile %d overlap %d, batch %d, correction floor %g",
+            self._device, self._compute_dtype, self._tile, self._tile_overlap, batch_size, self._correction_floor,
         )
 
     # ---------------------------------------------------------------------------- properties

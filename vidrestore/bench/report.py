@@ -174,7 +174,9 @@ def _machine_line(machine: Row) -> str:
     return (f"Measured {machine['date']} on {machine['cpu']} ({_count(machine['cpu_count'], 'CPU')}), torch "
             f"{machine['torch']} with {_count(machine['torch_threads'], 'thread')}, OpenCV with "
             f"{machine['opencv_threads']}; engine on "
-            f"{machine['device']} in {machine['dtype']} (tile {machine['tile']}, batch {machine['batch_size']}), "
+            f"{machine['device']} in {machine['dtype']} (tile {machine['tile']}, batch {machine['batch_size']}"
+            + (f", correction floor {machine['correction_floor']:g}" if "correction_floor" in machine else "")
+            + "), "
             f"model {machine['model']}; {machine['platform']}, Python {machine['python']}, "
             f"vidrestore {machine['vidrestore']}.")
 

@@ -227,6 +227,7 @@ def machine_info(restorer: Restorer) -> Row:
         "dtype": info["dtype"],
         "tile": info["tile"],
         "batch_size": info["batch_size"],
+        "correction_floor": info["correction_floor"],
         "model": info["model"].get("source"),
         "platform": platform.platform(),
         "python": platform.python_version(),
