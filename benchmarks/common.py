@@ -6,6 +6,7 @@ helpers live in :mod:`vidrestore.bench`, shared with ``vidrestore bench``.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from vidrestore.bench.testset import default_photos
@@ -27,3 +28,9 @@ def model_label(model: str | Path | None, default: str = "shipped") -> str:
     """A ``--model`` path as a table label: its folder and name (``runs/v9/best.safetensors`` →
     ``v9/best.safetensors``), so two runs' ``best`` files stay apart."""
     return "/".join(Path(model).parts[-2:]) if model else default
+
+
+def add_correction_floor_option(parser: argparse.ArgumentParser) -> None:
+    """``--correction-floor``: the Restorer's ``correction_floor`` for a benchmark's runs."""
+    parser.add_argument("--correction-floor", type=float, default=1.0,
+                        help="the Restorer's correction_floor in 8-bit levels (default 1; 0 = the model's output as is)")

@@ -32,10 +32,10 @@ from vidrestore.engine import CORRECTION_FLOOR_POWER, Restorer, shrink_correctio
 CAP_DB = 60.0
 
 
-def mean_psnr(outputs: torch.Tensor, references: np.ndarray, *, cap: float | None) -> tuple[float, list[float]]:
-    values = [scores(np.clip(o.permute(1, 2, 0).numpy(), 0.0, 1.0), r)[0] for o, r in zip(outputs, references)]
-    values = [min(v, cap) for v in values] if cap else values
-    return float(np.mean(values)), values
+def psnrs(outputs: list[np.ndarray], references: list[np.ndarray], *, cap: float | None) -> np.ndarray:
+    """Per-image PSNR of ``outputs`` (clipped to [0, 1]) against ``references``, capped at ``cap`` dB."""
+    values = np.array([scores(np.clip(o, 0.0, 1.0), r)[0] for o, r in zip(outputs, references)])
+    return np.minimum(values, cap) if cap else values
 
 
 def main() -> None:
@@ -79,24 +79,19 @@ def main() -> None:
     prepared = {}
     for name, (inputs, references) in sets.items():
         stack = torch.from_numpy(np.stack(inputs)).permute(0, 3, 1, 2).contiguous()
-        raw = restorer.restore_tensor(stack)
         cap = None if name == "restore_quality" else CAP_DB
-        baseline = [min(scores(x, r)[0], cap) if cap else scores(x, r)[0] for x, r in zip(inputs, references)]
-        prepared[name] = (stack, raw, np.stack(references), cap, baseline)
+        prepared[name] = (stack, restorer.restore_tensor(stack), references, cap, psnrs(inputs, references, cap=cap))
+    lines.append("| input | " + " | ".join(
+        "—" if name in ("clean", "soft") else f"{prepared[name][4].mean():.2f}" for name in sets) + " | | |")
     for floor in floors:
-        row, below_rq, below_mild = [f"{floor:g}"], 0, 0
+        row, below = [f"{floor:g}"], {"restore_quality": 0, "mild": 0}
         for name, (stack, raw, references, cap, baseline) in prepared.items():
-            outputs = shrink_corrections(stack, raw, floor / 255.0, power=args.power) if floor > 0 else raw
-            mean, values = mean_psnr(outputs, references, cap=cap)
-            row.append(f"{mean:.2f}")
-            if name != "clean" and name != "soft":
-                below = int(np.sum(np.array(values) < np.array(baseline)))
-                below_rq += below if name == "restore_quality" else 0
-                below_mild += below if name != "restore_quality" else 0
-        lines.append("| " + " | ".join(row + [str(below_rq), str(below_mild)]) + " |")
-    inputs_row = ["input"] + [
-        "—" if name in ("clean", "soft") else f"{np.mean(prepared[name][4]):.2f}" for name in sets] + ["", ""]
-    lines.insert(2, "| " + " | ".join(inputs_row) + " |")
+            outputs = shrink_corrections(stack, raw, floor / 255.0, power=args.power)
+            values = psnrs(list(outputs.permute(0, 2, 3, 1).numpy()), references, cap=cap)
+            row.append(f"{values.mean():.2f}")
+            if name not in ("clean", "soft"):  # the undamaged inputs are their own reference
+                below["restore_quality" if name == "restore_quality" else "mild"] += int(np.sum(values < baseline))
+        lines.append("| " + " | ".join(row + [str(below["restore_quality"]), str(below["mild"])]) + " |")
     print("\n".join(lines))
 
 

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import model_label, photo_paths  # noqa: E402
+from common import add_correction_floor_option, model_label, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.testset import image_set  # noqa: E402
@@ -58,8 +58,7 @@ def main() -> None:
     parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
     parser.add_argument("--crops", type=int, default=48)
     parser.add_argument("--size", type=int, default=384)
-    parser.add_argument("--correction-floor", type=float, default=1.0,
-                        help="the Restorer's correction_floor in 8-bit levels (default 1; 0 = the model's output as is)")
+    add_correction_floor_option(parser)
     args = parser.parse_args()
 
     paths = photo_paths(args.photos)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, photo_paths  # noqa: E402
+from common import add_correction_floor_option, ROOT, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores, timed  # noqa: E402
 from vidrestore.bench.methods import bm3d_denoise, nlm, to_u8  # noqa: E402
@@ -43,8 +43,7 @@ def main() -> None:
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--per-crop", action="store_true", help="also list every crop: input and vidrestore PSNR, degradations")
-    parser.add_argument("--correction-floor", type=float, default=1.0,
-                        help="the Restorer's correction_floor in 8-bit levels (default 1; 0 = the model's output as is)")
+    add_correction_floor_option(parser)
     parser.add_argument("--degrade", action="append", default=[], metavar="KEY=VALUE",
                         help="override the degradation config (repeatable), e.g. mpeg2.probability=0.5")
     args = parser.parse_args()

@@ -442,7 +442,7 @@ class Restorer:
 
         Returns ``(N, 3, H, W)`` with ``frames``' dtype and device, not clamped (the model may
         overshoot [0, 1] slightly); each frame's correction is shrunk by ``correction_floor`` and
-        scaled by ``strength``, in float32. Frames are moved to the restorer's device, computed there
+        scaled by ``strength`` (:func:`shrink_corrections`, in place), in float32. Frames are moved to the restorer's device, computed there
         through :func:`tile_apply` and moved back.
         """
         if not isinstance(frames, torch.Tensor):
@@ -463,12 +463,10 @@ class Restorer:
                 tiles_per_batch=self._batch_size,
                 alignment=self._alignment,
             )
-            if self._correction_floor > 0:
+            if self._correction_floor > 0 or self._strength != 1.0:
                 shares_memory = restored.untyped_storage().data_ptr() == on_device.untyped_storage().data_ptr()
                 restored = shrink_corrections(on_device, restored, self._correction_floor / 255.0,
-                                              inplace=not shares_memory)
-            if self._strength != 1.0:
-                restored = torch.lerp(on_device, restored, self._strength)
+                                              scale=self._strength, inplace=not shares_memory)
             return restored.to(device=frames.device, dtype=frames.dtype)
 
     def _restore_color(self, color: torch.Tensor) -> torch.Tensor:
@@ -578,14 +576,16 @@ def shrink_corrections(
     floor: float,
     *,
     power: float = CORRECTION_FLOOR_POWER,
+    scale: float = 1.0,
     inplace: bool = False,
 ) -> torch.Tensor:
-    """``frames + g * (restored - frames)`` per frame, ``g = max(0, 1 - (floor / rms)**power)``.
+    """``frames + scale * g * (restored - frames)`` per frame, ``g = max(0, 1 - (floor / rms)**power)``.
 
     ``rms`` is the root mean square of the frame's correction over all its pixels and channels
     (``floor`` in the same [0, 1] units). Like positive-part James-Stein shrinkage: a correction
-    whose energy is about the model's error floor is mostly that error. Each frame is reduced on
-    its own (a loop, not one batched reduction) so the result never depends on its batch.
+    whose energy is about the model's error floor is mostly that error (``floor`` 0: ``g`` = 1).
+    ``scale`` is the Restorer's ``strength``. Each frame is reduced on its own (a loop, not one
+    batched reduction) so the result never depends on its batch.
     ``inplace=True`` writes into ``restored`` (no frame-sized temporaries: the engine's peak
     memory stays bounded by its tiles); ``restored`` must not share memory with ``frames``.
     """
@@ -594,7 +594,7 @@ def shrink_corrections(
         correction = out[index].sub_(frames[index])
         flat = correction.reshape(-1)  # a view when contiguous; dot needs no temporary (unlike a norm)
         rms = torch.sqrt(torch.dot(flat, flat) / flat.numel())
-        gain = torch.clamp(1.0 - (floor / torch.clamp(rms, min=1e-12)) ** power, min=0.0)
+        gain = torch.clamp(1.0 - (floor / torch.clamp(rms, min=1e-12)) ** power, min=0.0) * scale
         correction.mul_(gain).add_(frames[index])
     return out
 
