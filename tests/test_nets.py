@@ -78,6 +78,22 @@ def test_loss_values_by_hand():
     assert losses.joint(torch.tensor(0.2), torch.tensor(10.0), k1=2.0, k2=0.5).item() == pytest.approx(0.4 + 5.0)
 
 
+def test_sample_balanced_l1_by_hand():
+    restored = torch.zeros(2, 1, 1, 2)
+    clean = torch.tensor([[[[0.01, 0.03]]], [[[0.4, 0.6]]]])
+    per_sample = losses.per_sample_l1(restored, clean)
+    assert per_sample.tolist() == pytest.approx([0.02, 0.5])
+    # eps·log(1 + e/eps), averaged: the damaged sample counts far less than in the plain mean.
+    expected = (0.02 * math.log(1 + 1.0) + 0.02 * math.log(1 + 25.0)) / 2
+    assert losses.sample_balanced(per_sample, 0.02).item() == pytest.approx(expected, rel=1e-6)
+    assert losses.sample_balanced(per_sample, 0.0).item() == pytest.approx(0.26)
+    assert losses.sample_balanced(per_sample, 1e6).item() == pytest.approx(0.26, rel=1e-5)
+    # Each sample's gradient is weighed by 1 / (1 + e_i / eps).
+    values = per_sample.clone().requires_grad_(True)
+    losses.sample_balanced(values, 0.02).backward()
+    assert values.grad.tolist() == pytest.approx([0.5 / 2, (1 / 26) / 2], rel=1e-6)
+
+
 def test_gan_loss_is_stable_for_confident_discriminator():
     # -log sigmoid(-200) = 200 exactly in logsigmoid form; a naive log(sigmoid) gives inf.
     assert losses.gan_g_loss(torch.tensor([-200.0])).item() == pytest.approx(200.0)

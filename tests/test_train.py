@@ -98,6 +98,18 @@ def test_training_reduces_l1(image_folder, tmp_path):
     assert final > baseline + 1.0, (baseline, final)
 
 
+def test_sample_balanced_l1_changes_training(image_folder, tmp_path):
+    """l1_sample_eps changes what the generator learns; a huge eps is the plain mean."""
+    common = ["g_pretrain_steps=2", "steps=2", "d_pretrain_steps=1", "val_every=100", "checkpoint_every=100"]
+    weights = {}
+    for name, eps in (("plain", "0"), ("balanced", "0.01"), ("huge", "1e9")):
+        train(tiny_config(image_folder, tmp_path / name, *common, f"l1_sample_eps={eps}"))
+        weights[name] = torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["generator"]
+    assert any(not torch.allclose(weights["plain"][k], weights["balanced"][k]) for k in weights["plain"])
+    for key, value in weights["plain"].items():
+        assert torch.allclose(value, weights["huge"][key], atol=1e-5), key
+
+
 def test_nan_stops_with_clear_message(image_folder, tmp_path):
     config = tiny_config(image_folder, tmp_path, "steps=3", "d_pretrain_steps=0", "lr_g=1e30", "lr_d=1e30",
                          "grad_clip=1e30", "warmup_steps=1")

@@ -1,6 +1,11 @@
 """Losses of the spec, as small functions.
 
 - ``l1(restored, clean)``: mean absolute error over every element.
+- ``sample_balanced(per_sample, eps)``: an opt-in aggregation of per-sample L1 values over the
+  batch, mean of eps·log(1 + L1_i / eps) (``TrainConfig.l1_sample_eps``). Each sample's gradient
+  is weighed by 1 / (1 + L1_i / eps): samples restored to within eps count as in the plain mean,
+  badly damaged ones count less, as a mean of PSNRs over pictures weighs them. As eps grows it
+  becomes the plain mean (the spec's L1, the default).
 - ``gan_g_loss(fake_logits)``: L_GAN = −Σ log D(I_t, G(I_s)) with D's logits, computed as
   −Σ logsigmoid(logits) (stable where D is confident). The sum runs over every patch logit of
   every sample, so it grows linearly with batch size and with patch count (∝ H·W/64 for the
@@ -17,11 +22,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1", "gan_g_loss", "gan_d_loss", "joint"]
+__all__ = ["l1", "per_sample_l1", "sample_balanced", "gan_g_loss", "gan_d_loss", "joint"]
 
 
 def l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return (restored.float() - clean.float()).abs().mean()
+
+
+def per_sample_l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of each sample (N,) of an N-first batch."""
+    return (restored.float() - clean.float()).abs().flatten(1).mean(1)
+
+
+def sample_balanced(per_sample: torch.Tensor, eps: float) -> torch.Tensor:
+    """Mean over samples of eps·log(1 + L1_i / eps); ``eps <= 0`` gives the plain mean."""
+    if eps <= 0:
+        return per_sample.mean()
+    return (eps * torch.log1p(per_sample / eps)).mean()
 
 
 def gan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     k1: float = 1.0  # L1 weight
+    l1_sample_eps: float = 0.0  # > 0: the L1 term is the batch mean of eps·log(1 + L1_i/eps) over samples (see losses.sample_balanced); 0 = plain mean (the spec)
     k2: float = 1e-4  # GAN weight
     ema_decay: float = 0.999
     val_every: int = 500

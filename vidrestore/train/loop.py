@@ -288,9 +288,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             if adversarial:
                 discriminator.requires_grad_(False)
                 with autocast(device, dtype):
-                    l1_value = losses.l1(fake, clean)
+                    per_sample = losses.per_sample_l1(fake, clean)
+                    l1_value = per_sample.mean()
                     gan_value = losses.gan_g_loss(d_model(fake, degraded))
-                    g_loss = losses.joint(l1_value, gan_value, k1=config.k1, k2=config.k2)
+                    g_loss = losses.joint(losses.sample_balanced(per_sample, config.l1_sample_eps), gan_value,
+                                          k1=config.k1, k2=config.k2)
                 _optimizer_step(g_loss, opt_g, generator, config.grad_clip)
                 discriminator.requires_grad_(True)
                 ema.update(generator, g_step)
@@ -405,10 +407,11 @@ def l1_step(g_model: torch.nn.Module, generator: torch.nn.Module, optimizer: tor
             degraded: torch.Tensor, clean: torch.Tensor, *, config: TrainConfig, device: torch.device,
             dtype: torch.dtype, g_step: int) -> torch.Tensor:
     """One L1-only generator step (``g_model`` may be the DDP wrapper of ``generator``) and the
-    EMA update; returns the L1 loss, detached and still on the device (reading it syncs)."""
+    EMA update; returns the plain mean L1, detached and still on the device (reading it syncs)."""
     with autocast(device, dtype):
-        l1_value = losses.l1(g_model(degraded), clean)
-        g_loss = config.k1 * l1_value
+        per_sample = losses.per_sample_l1(g_model(degraded), clean)
+        l1_value = per_sample.mean()
+        g_loss = config.k1 * losses.sample_balanced(per_sample, config.l1_sample_eps)
     _optimizer_step(g_loss, optimizer, generator, config.grad_clip)
     ema.update(generator, g_step)
     return l1_value.detach()
