@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from vidrestore.bench.testset import default_photos
+from vidrestore.engine import DEFAULT_CORRECTION_FLOOR
 from vidrestore.bench.testset import photo_paths as _photo_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,5 +33,6 @@ def model_label(model: str | Path | None, default: str = "shipped") -> str:
 
 def add_correction_floor_option(parser: argparse.ArgumentParser) -> None:
     """``--correction-floor``: the Restorer's ``correction_floor`` for a benchmark's runs."""
-    parser.add_argument("--correction-floor", type=float, default=1.0,
-                        help="the Restorer's correction_floor in 8-bit levels (default 1; 0 = the model's output as is)")
+    parser.add_argument("--correction-floor", type=float, default=DEFAULT_CORRECTION_FLOOR,
+                        help=f"the Restorer's correction_floor in 8-bit levels (default {DEFAULT_CORRECTION_FLOOR:g}; "
+                             "0 = the model's output as is)")

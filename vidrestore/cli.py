@@ -98,7 +98,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         batch_size=args.batch_size,
         strength=args.strength,
-        correction_floor=args.correction_floor,
+        # None: the Restorer's own default (the parser stays torch-free, so it cannot import it).
+        **({} if args.correction_floor is None else {"correction_floor": args.correction_floor}),
     )
     report = restore_paths(
         args.inputs,
@@ -257,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_device(p)
     p.add_argument("--strength", type=float, default=1.0,
                    help="0..1: how much of the model's correction to apply (default 1; lower for nearly good footage)")
-    p.add_argument("--correction-floor", type=float, default=1.0,
+    p.add_argument("--correction-floor", type=float, default=None,
                    help="8-bit levels: frames the model changes by about this much (RMS) are left nearly alone, "
                         "larger corrections shrink a little (default 1; 0 = apply the model's output as is)")
     p.add_argument("--codec", default="libx264", help="video codec: libx264, libx265, ffv1 (default libx264)")

@@ -47,7 +47,11 @@ from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.io.convert import _LUMA_WEIGHTS  # BT.601, the weights rgb_to_gray uses
 from vidrestore.weights import load_generator
 
-__all__ = ["Restorer", "shrink_corrections", "tile_apply"]
+__all__ = ["DEFAULT_CORRECTION_FLOOR", "Restorer", "shrink_corrections", "tile_apply"]
+
+# The Restorer's default correction floor in 8-bit levels (the CLI, the VapourSynth filter and
+# the benchmarks take theirs from here; chosen in docs/model_history.md, entry 18).
+DEFAULT_CORRECTION_FLOOR = 1.0
 
 # The exponent of the correction floor's shrinkage (see shrink_corrections; chosen in
 # docs/model_history.md, entry 18).
@@ -320,7 +324,7 @@ class Restorer:
         channels_last: bool = True,
         threads: int | None = None,
         strength: float = 1.0,
-        correction_floor: float = 1.0,
+        correction_floor: float = DEFAULT_CORRECTION_FLOOR,
     ) -> None:
         if not isinstance(tile, int) or not isinstance(tile_overlap, int):
             raise TypeError("tile and tile_overlap must be integers")
@@ -416,7 +420,8 @@ class Restorer:
             f"Restorer(device={self._device}, dtype={self.info['dtype']}, tile={self._tile}, "
             f"tile_overlap={self._tile_overlap}, batch_size={self._batch_size}"
             + (f", strength={self._strength:g}" if self._strength != 1.0 else "")
-            + (f", correction_floor={self._correction_floor:g})" if self._correction_floor != 1.0 else ")")
+            + (f", correction_floor={self._correction_floor:g})"
+               if self._correction_floor != DEFAULT_CORRECTION_FLOOR else ")")
         )
 
     # ---------------------------------------------------------------------------- core

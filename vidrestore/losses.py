@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1", "per_sample_l1", "sample_balanced", "gan_g_loss", "gan_d_loss", "joint"]
+__all__ = ["l1", "per_sample_l1", "sample_balanced", "l1_terms", "gan_g_loss", "gan_d_loss", "joint"]
 
 
 def l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -39,6 +39,12 @@ def sample_balanced(per_sample: torch.Tensor, eps: float) -> torch.Tensor:
     if eps <= 0:
         return per_sample.mean()
     return (eps * torch.log1p(per_sample / eps)).mean()
+
+
+def l1_terms(restored: torch.Tensor, clean: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the L1 term to optimise — :func:`sample_balanced` of the per-sample L1 —, the plain mean L1 to log)."""
+    per_sample = per_sample_l1(restored, clean)
+    return sample_balanced(per_sample, eps), per_sample.mean()
 
 
 def gan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:

@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 import numpy as np
 import vapoursynth as vs
 
-from vidrestore.engine import Restorer
+from vidrestore.engine import DEFAULT_CORRECTION_FLOOR, Restorer
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8
 
 __all__ = ["restore"]
@@ -356,7 +356,7 @@ def restore(
     tile_overlap: int = 32,
     batch_size: int = 4,
     strength: float = 1.0,
-    correction_floor: float = 1.0,
+    correction_floor: float = DEFAULT_CORRECTION_FLOOR,
     temporal: bool = True,
     temporal_radius: int = 2,
     temporal_strength: float = 1.0,
@@ -445,7 +445,7 @@ def restore(
         given = [name for name, value, default in (
             ("model", model, None), ("device", device, None), ("precision", precision, None),
             ("tile", tile, 512), ("tile_overlap", tile_overlap, 32), ("strength", strength, 1.0),
-            ("correction_floor", correction_floor, 1.0)) if value != default]
+            ("correction_floor", correction_floor, DEFAULT_CORRECTION_FLOOR)) if value != default]
         if given:
             raise vs.Error(f"{_NAME}: {', '.join(given)} belong to the Restorer; pass them when building it, "
                            "not together with restorer=")

@@ -288,11 +288,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             if adversarial:
                 discriminator.requires_grad_(False)
                 with autocast(device, dtype):
-                    per_sample = losses.per_sample_l1(fake, clean)
-                    l1_value = per_sample.mean()
+                    l1_term, l1_value = losses.l1_terms(fake, clean, config.l1_sample_eps)
                     gan_value = losses.gan_g_loss(d_model(fake, degraded))
-                    g_loss = losses.joint(losses.sample_balanced(per_sample, config.l1_sample_eps), gan_value,
-                                          k1=config.k1, k2=config.k2)
+                    g_loss = losses.joint(l1_term, gan_value, k1=config.k1, k2=config.k2)
                 _optimizer_step(g_loss, opt_g, generator, config.grad_clip)
                 discriminator.requires_grad_(True)
                 ema.update(generator, g_step)
@@ -409,9 +407,8 @@ def l1_step(g_model: torch.nn.Module, generator: torch.nn.Module, optimizer: tor
     """One L1-only generator step (``g_model`` may be the DDP wrapper of ``generator``) and the
     EMA update; returns the plain mean L1, detached and still on the device (reading it syncs)."""
     with autocast(device, dtype):
-        per_sample = losses.per_sample_l1(g_model(degraded), clean)
-        l1_value = per_sample.mean()
-        g_loss = config.k1 * losses.sample_balanced(per_sample, config.l1_sample_eps)
+        l1_term, l1_value = losses.l1_terms(g_model(degraded), clean, config.l1_sample_eps)
+        g_loss = config.k1 * l1_term
     _optimizer_step(g_loss, optimizer, generator, config.grad_clip)
     ema.update(generator, g_step)
     return l1_value.detach()
