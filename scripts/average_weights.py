@@ -4,9 +4,10 @@ another (say, sharper restoration against leaving soft footage soft) often avera
 that keeps most of both; measure with ``benchmarks/restore_quality.py``, ``do_no_harm.py`` and
 ``clip_compare.py``.
 
-A may also be a *shallower* U-Net of the same widths than B (fewer residual blocks per stage, as
-when B was trained from A grown with ``init_from``): A is first grown the same way, its missing
-blocks as identities (``UNet.load_grown``), so the average is taken along B's own lineage.
+A may also be a *smaller* U-Net than B (fewer residual blocks per stage or narrower levels, as
+when B was trained from A grown with ``init_from``): A is first grown the same way — missing
+blocks as identities, new channels that nothing reads (``UNet.load_grown``) — so the average is
+taken along B's own lineage.
 
     python scripts/average_weights.py A.safetensors B.safetensors --alpha 0.5 -o soup.safetensors
 """

@@ -111,13 +111,46 @@ def test_growing_a_unet_keeps_its_function_and_then_trains_the_new_blocks():
     assert torch.equal(grown(x), small(x))  # new blocks are identities
     (grown(x) - x.flip(-1)).abs().mean().backward()
     assert all(grown.get_submodule(name).scale.grad.abs().sum() > 0 for name in added)
-    # Not a shallower U-Net of the same widths: refused, as load_state_dict would.
-    with pytest.raises(RuntimeError):
-        UNet(**(TINY | dict(base_channels=16))).load_grown(small.state_dict())
+    # Not a smaller U-Net of the same layout (narrower here, or another kernel): refused, as
+    # load_state_dict would.
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        UNet(**(TINY | dict(base_channels=4))).load_grown(small.state_dict())
+    odd = small.state_dict() | {"head.weight": torch.zeros(8, 12, 5, 5, dtype=torch.float64)}
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        UNet(**TINY).load_grown(odd)
     deeper = UNet(**(TINY | dict(middle_blocks=2)))
     partial = {k: v for k, v in deeper.state_dict().items() if k != "middle.1.conv2.weight"}
     with pytest.raises(RuntimeError, match="not whole residual blocks"):
         deeper.load_grown(partial)
+
+
+@pytest.mark.parametrize("multipliers", [(2, 2, 4), (2, 3, 5)])
+def test_widening_a_unet_keeps_its_function_and_then_trains_the_new_channels(multipliers):
+    """Wider levels (finest only, or every level), more blocks and a gate at once: the grown net
+    computes exactly what the small one did; one step later it does not, and every weight that
+    reads a new channel (zero at first) has moved."""
+    torch.manual_seed(0)
+    small = UNet(**TINY).double()
+    torch.nn.init.normal_(small.tail.weight, std=0.05)
+    wide = UNet(**(TINY | dict(channel_multipliers=multipliers, encoder_blocks=(2, 1, 1), gate=True))).double()
+    added = wide.load_grown(small.state_dict())
+    assert {"encoders.0.1", "gate", "head.weight (widened)", "tail.weight (widened)"} <= set(added)
+    x = torch.rand(2, 3, 40, 40, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(wide(x), small(x))
+        head_new = wide.head(torch.nn.functional.pixel_unshuffle(x, 2))[:, 8:]
+    assert head_new.abs().mean() > 0  # the new channels carry features (nothing reads them yet)
+    reads = wide.tail.weight.detach()[:, 8:]
+    assert torch.count_nonzero(reads) == 0
+    opt = torch.optim.SGD(wide.parameters(), lr=0.1)
+    for _ in range(2):  # step 1 moves the zero reads; step 2 reaches what writes the new channels
+        opt.zero_grad()
+        (wide(x) - x.flip(-1)).abs().mean().backward()
+        opt.step()
+    assert torch.count_nonzero(wide.tail.weight.detach()[:, 8:]) > 0
+    assert wide.encoders[0][0].conv2.weight.grad[8:].abs().sum() > 0
+    with torch.no_grad():
+        assert not torch.equal(wide(x), small(x))
 
 
 def test_gate_grows_neutral_then_learns_to_leave_clean_input_alone():

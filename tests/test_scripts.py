@@ -174,10 +174,19 @@ def test_average_weights(tmp_path):
         elif own is None:  # the added block's convolutions: A's grown copy takes B's (scale 0 makes them unused)
             own = grown.state_dict()[key]
         assert torch.allclose(value, 0.5 * own + 0.5 * grown.state_dict()[key], atol=1e-6), key
-    # Networks of other widths cannot be averaged.
+    # A narrower A widens into B first (new channels nothing reads), so the soup of A with a B
+    # grown from A computes A's function when B has not moved from its start.
     wider = tiny | dict(base_channels=8)
-    save_generator(tmp_path / "d.safetensors", UNet(**wider), wider)
+    widened = UNet(**wider)
+    widened.load_grown(first.state_dict())
+    save_generator(tmp_path / "d.safetensors", widened, wider)
+    average(tmp_path / "a.safetensors", tmp_path / "d.safetensors", 0.5, tmp_path / "wide.safetensors")
+    wide_soup, _ = load_generator(tmp_path / "wide.safetensors")
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(wide_soup.float()(x), first(x), rtol=0, atol=1e-6)
+    # A wider A cannot shrink into B: refused.
     with pytest.raises(SystemExit, match="different networks"):
-        average(tmp_path / "a.safetensors", tmp_path / "d.safetensors", 0.5, tmp_path / "bad.safetensors")
+        average(tmp_path / "d.safetensors", tmp_path / "a.safetensors", 0.5, tmp_path / "bad.safetensors")
     with pytest.raises(SystemExit, match="alpha"):
         average(tmp_path / "a.safetensors", tmp_path / "b.safetensors", 1.5, tmp_path / "bad.safetensors")

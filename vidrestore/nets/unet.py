@@ -37,6 +37,11 @@ def _stage(channels: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(*(ResBlock(channels) for _ in range(blocks)))
 
 
+def _fits_inside(small: torch.Size, big: torch.Size) -> bool:
+    """``small`` is ``big`` with some of its first two dimensions (channels) narrower."""
+    return len(small) == len(big) and small[2:] == big[2:] and all(s <= b for s, b in zip(small[:2], big[:2]))
+
+
 class UNet(nn.Module):
     """U-Net restorer. Input/output: float ``(N, in_channels, H, W)``, nominally in [0, 1].
 
@@ -86,18 +91,26 @@ class UNet(nn.Module):
             nn.init.zeros_(self.gate.bias)
 
     def load_grown(self, state: dict[str, torch.Tensor]) -> list[str]:
-        """Load the weights of a *shallower* U-Net with the same widths (fewer residual blocks per
-        stage, or no gate) and make every block it lacks an identity (residual scale 0) and a
-        missing gate neutral (weight 1), so this network starts out computing exactly what the
-        smaller one did — function-preserving growth, then training continues from there. Returns
-        the names of the blocks (and ``"gate"``) that were added.
+        """Load the weights of a *smaller* U-Net of the same layout — fewer residual blocks per
+        stage, narrower levels, or no gate — so that this network starts out computing exactly
+        what the smaller one did (function-preserving growth), then training continues from there.
 
-        Raises ``RuntimeError`` (as ``load_state_dict`` does) when ``state`` has a tensor this
-        network lacks or of another shape, or when a block is partly present.
+        - A block it lacks becomes an identity (residual scale 0); a missing gate is neutral
+          (weight 1).
+        - A narrower tensor fills the leading slice of this one's (new channels are appended, and
+          PixelShuffle's channel order keeps appended rows on appended channels); every weight that
+          *reads* a new channel starts at 0 and every weight that *writes* one keeps its fresh
+          initialisation, so the new channels carry features that nothing reads yet — the output
+          is unchanged, and the first step's gradient reaches the zero weights that read them.
+
+        Returns the names of the blocks (and ``"gate"``) that were added, then ``"<tensor>
+        (widened)"`` for each widened tensor. Raises ``RuntimeError`` (as ``load_state_dict``
+        does) when ``state`` has a tensor this network lacks or one larger in some dimension or of
+        another kernel size, or when a block is partly present.
         """
         own = self.state_dict()
         unexpected = [k for k in state if k not in own]
-        mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
+        mismatched = [k for k in state if k in own and not _fits_inside(state[k].shape, own[k].shape)]
         if unexpected or mismatched:
             raise RuntimeError(f"cannot grow from these weights: unexpected {unexpected[:4]}, shape mismatch {mismatched[:4]}")
         missing = {k for k in own if k not in state}
@@ -113,9 +126,21 @@ class UNet(nn.Module):
             missing -= {"gate.weight", "gate.bias"}
         if missing:
             raise RuntimeError(f"cannot grow from these weights: missing {sorted(missing)[:4]}, not whole residual blocks")
-        self.load_state_dict(state, strict=False)
+        widened = {}
+        for key, old in state.items():
+            if old.shape == own[key].shape:
+                continue
+            new = own[key].clone()
+            if old.ndim == 4 and not key.endswith(".scale"):  # a conv weight (out, in, kh, kw)
+                new[:, old.shape[1]:] = 0  # reads of new input channels
+            new[tuple(slice(0, n) for n in old.shape)] = old
+            widened[key] = new
+            added.append(f"{key} (widened)")
+        self.load_state_dict(state | widened, strict=False)
         with torch.no_grad():
             for name in added:  # a block adds nothing (scale 0); a gate conv outputs 0 (weight 1)
+                if name.endswith("(widened)"):
+                    continue
                 module = self.get_submodule(name)
                 for tensor in [module.scale] if isinstance(module, ResBlock) else [module.weight, module.bias]:
                     tensor.zero_()

@@ -40,7 +40,7 @@ class TrainConfig:
     train_data: str = "data/corpus/train"
     val_data: str = "data/corpus/val"
     out_dir: str = "runs/default"
-    init_from: str = ""  # warm-start generator weights (safetensors); a U-Net with fewer blocks per stage grows (new blocks start as identity)
+    init_from: str = ""  # warm-start generator weights (safetensors); a smaller U-Net (fewer blocks, narrower levels) grows function-preservingly (UNet.load_grown)
     train_only: tuple[str, ...] = ()  # generator parameter-name prefixes to train (e.g. gate); the rest stay frozen; empty = all
     seed: int = 0
     steps: int = 20_000  # generator steps in the adversarial phase

@@ -176,7 +176,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         except RuntimeError as exc:
             raise TrainingError(f"{config.init_from}: does not match generator config ({exc})") from exc
         if added and main:
-            log.info("grown from %s: %d new parts start as identity: %s", config.init_from, len(added), ", ".join(added))
+            log.info("grown from %s: %d new parts start neutral (the output unchanged): %s", config.init_from, len(added), ", ".join(added))
     generator.to(device, memory_format=memory_format)
     discriminator.to(device, memory_format=memory_format)
     ema = EMA(generator, config.ema_decay)
