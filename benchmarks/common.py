@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from vidrestore.bench.testset import default_photos
-from vidrestore.engine import DEFAULT_CORRECTION_FLOOR
 from vidrestore.bench.testset import photo_paths as _photo_paths
+from vidrestore.engine import DEFAULT_CORRECTION_FLOOR
 
 ROOT = Path(__file__).resolve().parents[1]
 

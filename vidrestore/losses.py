@@ -1,6 +1,8 @@
 """Losses of the spec, as small functions.
 
-- ``l1(restored, clean)``: mean absolute error over every element.
+- ``l1_terms(restored, clean, eps)``: the L1 of the spec — the mean absolute error over every
+  element (``per_sample_l1`` averaged over the batch) — as (the term optimised, the plain mean
+  logged); the two are one tensor unless ``eps`` > 0.
 - ``sample_balanced(per_sample, eps)``: an opt-in aggregation of per-sample L1 values over the
   batch, mean of eps·log(1 + L1_i / eps) (``TrainConfig.l1_sample_eps``). Each sample's gradient
   is weighed by 1 / (1 + L1_i / eps): samples restored to within eps count as in the plain mean,
@@ -22,11 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1", "per_sample_l1", "sample_balanced", "l1_terms", "gan_g_loss", "gan_d_loss", "joint"]
-
-
-def l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    return (restored.float() - clean.float()).abs().mean()
+__all__ = ["per_sample_l1", "sample_balanced", "l1_terms", "gan_g_loss", "gan_d_loss", "joint"]
 
 
 def per_sample_l1(restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -44,7 +42,8 @@ def sample_balanced(per_sample: torch.Tensor, eps: float) -> torch.Tensor:
 def l1_terms(restored: torch.Tensor, clean: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(the L1 term to optimise — :func:`sample_balanced` of the per-sample L1 —, the plain mean L1 to log)."""
     per_sample = per_sample_l1(restored, clean)
-    return sample_balanced(per_sample, eps), per_sample.mean()
+    plain = per_sample.mean()
+    return (plain if eps <= 0 else sample_balanced(per_sample, eps)), plain
 
 
 def gan_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:

@@ -126,13 +126,14 @@ class UNet(nn.Module):
             missing -= {"gate.weight", "gate.bias"}
         if missing:
             raise RuntimeError(f"cannot grow from these weights: missing {sorted(missing)[:4]}, not whole residual blocks")
+        conv_weights = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Conv2d)}
         widened = {}
         for key, old in state.items():
             if old.shape == own[key].shape:
                 continue
             new = own[key].clone()
-            if old.ndim == 4 and not key.endswith(".scale"):  # a conv weight (out, in, kh, kw)
-                new[:, old.shape[1]:] = 0  # reads of new input channels
+            if key in conv_weights:  # (out, in, kh, kw): what reads the new input channels starts at 0
+                new[:, old.shape[1]:] = 0
             new[tuple(slice(0, n) for n in old.shape)] = old
             widened[key] = new
             added.append(f"{key} (widened)")
