@@ -85,6 +85,22 @@ def test_l1_warmup_phase_then_adversarial_resumes_exactly(image_folder, tmp_path
     assert (tmp_path / "a/pretrain.safetensors").is_file() and (tmp_path / "a/best.safetensors").is_file()
 
 
+def test_a_stop_inside_the_joint_phase_validates_and_keeps_a_best(image_folder, tmp_path):
+    """A run interrupted in the joint phase before its first scheduled validation (a deadline, as
+    ``scripts/timed_finetune.py`` sets) still leaves ``best``; a stop in the L1 phase does not validate."""
+    common = ["g_pretrain_steps=2", "steps=5", "d_pretrain_steps=1", "val_every=100", "checkpoint_every=100"]
+    warm = train(tiny_config(image_folder, tmp_path / "l1", *common, "stop_after=1"))
+    assert warm["interrupted"] and warm["best_psnr"] == float("-inf")
+    assert [json.loads(line)["kind"] for line in open(tmp_path / "l1/metrics.jsonl")] == ["degraded_input"]
+    cut = train(tiny_config(image_folder, tmp_path / "joint", *common, "stop_after=4"))
+    assert cut["step"] == 4 and cut["interrupted"]
+    curve = [json.loads(line) for line in open(tmp_path / "joint/metrics.jsonl")]
+    assert [(r["kind"], r["step"]) for r in curve[1:]] == [("ema_l1", 2), ("ema", 4)]
+    assert cut["best_psnr"] == curve[-1]["psnr"]
+    best = load_file(tmp_path / "joint/best.safetensors")
+    assert best and all(torch.isfinite(t).all() for t in best.values())
+
+
 def test_training_reduces_l1(image_folder, tmp_path):
     """A real (tiny) run learns: validation PSNR of the EMA generator beats the degraded input."""
     config = tiny_config(image_folder, tmp_path, "steps=150", "d_pretrain_steps=2", "val_every=150", "lr_g=3e-3",

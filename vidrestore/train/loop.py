@@ -302,7 +302,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
             if config.stop_after and step >= config.stop_after:
                 stop["now"] = True
-            validate = step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
+            # A stop inside the joint phase (SIGINT, a deadline, ``stop_after``) validates first, so
+            # a run cut short there still leaves a ``best`` from the phase the shipped model comes from.
+            validate = (step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
+                        or (stop["now"] and adversarial))
             save = step % config.checkpoint_every == 0 or stop["now"]
             if step % config.log_every == 0 or validate or save:
                 if not bool(all_finite):  # every process checks its own losses: any one stops, none saves
