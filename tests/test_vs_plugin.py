@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))  # until pyproject.toml lists plugins/ as a package root
 
 import vidrestore_vs as vr  # noqa: E402
-from vidrestore import Restorer  # noqa: E402
+from vidrestore import Restorer, weights  # noqa: E402
 from vidrestore.io import Frame  # noqa: E402
 from vidrestore.nets.unet import UNet  # noqa: E402
 from vidrestore.temporal import TemporalConfig  # noqa: E402
@@ -333,6 +333,29 @@ def test_the_filter_matches_the_file_pipeline(perturbed: Restorer) -> None:
         assert difference.max() <= 1 and (difference == 0).mean() > 0.99
 
 
+def restored_alone(source: vs.VideoNode, restorer: Restorer, n: int) -> bytes:
+    """Frame ``n`` converted to RGBS as the filter converts it, then restored in a batch of one."""
+    rgb = np.stack(planes(core.resize.Bicubic(source, format=vs.RGBS).get_frame(n)), axis=-1)
+    return b"".join(np.ascontiguousarray(restorer(rgb[None])[0][..., plane]).tobytes() for plane in range(3))
+
+
+def test_a_one_frame_clip_is_restored(perturbed: Restorer) -> None:
+    """Default options: the window and the first chunk are both cut to the one frame."""
+    source = in_format(clip_from(pictures(1)), "YUV420P8")
+    restored = vr.restore(source, restorer=perturbed, format=vs.RGBS)
+    assert frame_bytes(restored.get_frame(0)) == restored_alone(source, perturbed, 0)
+    assert vr.restore(source, restorer=perturbed).get_frame(0).format.id == vs.YUV420P8
+
+
+@pytest.mark.parametrize("options", [{"temporal": False}, {"temporal_radius": 0}, {"temporal_strength": 0.0}])
+def test_a_one_frame_window_restores_each_frame_alone(perturbed: Restorer, options: dict) -> None:
+    """No temporal fusion and batch_size=1: output n is source frame n through the Restorer alone."""
+    source = in_format(clip_from(pictures(4)), "YUV420P8")
+    restored = vr.restore(source, restorer=perturbed, batch_size=1, format=vs.RGBS, **options)
+    for n in reversed(range(source.num_frames)):
+        assert frame_bytes(restored.get_frame(n)) == restored_alone(source, perturbed, n), n
+
+
 def restored_bytes(clip: vs.VideoNode, restorer: Restorer, **options: object) -> list[bytes]:
     return [frame_bytes(f) for f in vr.restore(clip, restorer=restorer, batch_size=1, format=vs.RGBS,
                                                **options).frames()]
@@ -405,6 +428,15 @@ def test_the_cache_is_bounded_and_computes_each_key_once() -> None:
 def test_bad_input_raises_a_clear_vs_error(clip, options: dict, message: str) -> None:
     with pytest.raises(vs.Error, match=message):
         vr.restore(clip(), **options)
+
+
+def test_the_model_hint_is_given_only_when_the_shipped_model_fails(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(vs.Error, match="strength must be a number") as bad_option:
+        vr.restore(core.std.BlankClip(length=2), strength=2.0)
+    assert "model=PATH" not in str(bad_option.value)
+    monkeypatch.setattr(weights, "default_model_path", lambda: tmp_path / "missing.safetensors")
+    with pytest.raises(vs.Error, match=r"model file not found \(pass model=PATH"):
+        vr.restore(core.std.BlankClip(length=2), device="cpu")
 
 
 def test_a_shared_restorer_excludes_model_options(identity: Restorer) -> None:

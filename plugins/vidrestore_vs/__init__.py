@@ -55,6 +55,7 @@ import numpy as np
 import vapoursynth as vs
 
 from vidrestore.engine import DEFAULT_CORRECTION_FLOOR, Restorer
+from vidrestore.errors import ModelError
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8
 
 __all__ = ["restore"]
@@ -254,7 +255,7 @@ class _TemporalRestore:
     """Restores chunks of source frames on demand and fuses each output frame's window.
 
     ``__call__(n, f)`` is the ``std.ModifyFrame`` selector: ``f[i]`` is RGBS source frame
-    ``clamp(n + i - reach)`` for ``i`` in ``0 .. 2 * reach``.
+    ``clamp(n + i - reach)`` for ``i`` in ``0 .. 2 * reach`` (``f`` itself when ``reach`` is 0).
     """
 
     def __init__(
@@ -297,9 +298,13 @@ class _TemporalRestore:
             return True
         return is_scene_cut(images(m), images(m + 1), threshold=self.config.cut_threshold)
 
-    def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+    def __call__(self, n: int, f: vs.VideoFrame | list[vs.VideoFrame]) -> vs.VideoFrame:
+        # ModifyFrame passes a bare frame, not a one-item list, when it is given one clip; and
+        # indexing a frame gives a plane, so it must be wrapped before source() indexes it.
+        frames = [f] if isinstance(f, vs.VideoFrame) else f
+
         def source(m: int) -> vs.VideoFrame:
-            return f[m - n + self.reach]
+            return frames[m - n + self.reach]
 
         converted: dict[int, np.ndarray] = {}
 
@@ -437,7 +442,8 @@ def restore(
                 correction_floor=correction_floor,
             )
         except Exception as exc:  # ModelError, bad options, CUDA missing: all surface as vs.Error
-            hint = " (pass model=PATH to a generator .safetensors)" if model is None else ""
+            shipped_model_failed = model is None and isinstance(exc, ModelError)
+            hint = " (pass model=PATH to a generator .safetensors)" if shipped_model_failed else ""
             raise vs.Error(f"{_NAME}: could not build the Restorer: {exc}{hint}") from exc
     else:
         if not callable(restorer):
