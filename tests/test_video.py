@@ -264,3 +264,24 @@ def test_flow_does_not_depend_on_what_the_thread_computed_before():
         flow(*pair(height, width, 1, 3))
     assert np.array_equal(flow(reference, other), before)
     assert abs(float(np.median(before[..., 0])) - 2.0) < 0.25  # and it is the motion: 2 px to the right
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 2), (5, 11), (3, 200), (24, 200), (16, 96), (4000, 6)])
+def test_flow_and_the_temporal_stage_take_frames_of_any_size(height, width):
+    """DIS refuses frames under 12 px on a side and crashes the process on thin ones (24×200; a
+    tall, thin frame shrunk for speed makes one): such frames are padded, so a 2×2 or a strip
+    of a clip restores instead of crashing the batch."""
+    from vidrestore.temporal import flow
+
+    rng = np.random.default_rng(height * width)
+    luma = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    field = flow(luma, luma)
+    assert field.shape == (height, width, 2) and field.dtype == np.float32 and np.isfinite(field).all()
+    assert float(np.abs(field).max()) < 0.5, "a frame against itself does not move"
+    if height * width <= 4000:
+        still = rng.random((height, width, 3)).astype(np.float32)
+        frames = [Frame(index=i, pts=i, time=i / 25, rgb=from_float(still, np.uint8)) for i in range(4)]
+        report = VideoReport()
+        out = list(restore_frames(frames, lambda x: x, temporal=TemporalConfig(radius=2), report=report))
+        assert [f.rgb.shape for f in out] == [(height, width, 3)] * 4
+        assert all(np.abs(o.rgb.astype(int) - f.rgb.astype(int)).max() <= 1 for o, f in zip(out, frames))

@@ -53,27 +53,39 @@ def luma_u8(image: np.ndarray) -> np.ndarray:
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _dis() -> cv2.DISOpticalFlow:
+# DIS's fast preset starts at 1/4 scale with 8-px patches: it refuses frames under 12 px on a
+# side and reads out of bounds (a segfault) on thin ones such as 24×200, so smaller sides are
+# edge-padded to 32 first (checked on every shape from 32 px to 1920 px in both orientations).
+_MIN_FLOW_SIDE = 32
+
+
+def _dis_flow(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    h, w = reference.shape
+    pad_y, pad_x = max(0, _MIN_FLOW_SIDE - h), max(0, _MIN_FLOW_SIDE - w)
+    if pad_y or pad_x:
+        reference, other = (cv2.copyMakeBorder(a, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE) for a in (reference, other))
     # A fresh DIS object per call (≈ 7 µs): a reused one is not thread-safe, and its result
     # depends on what it computed before — after other frame sizes, the same pair gave a flow
     # 0.5 px different, so a frame's output depended on which frames its thread had restored.
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    field = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(reference, other, None)
+    return field[:h, :w]
 
 
 def flow(reference: np.ndarray, other: np.ndarray, *, max_side: int = 960) -> np.ndarray:
     """Dense flow ``(H, W, 2)`` float32 (dx, dy) such that ``reference(p) ≈ other(p + flow(p))``.
 
-    ``reference`` and ``other`` are uint8 luma ``(H, W)``. Large frames are shrunk for speed.
+    ``reference`` and ``other`` are uint8 luma ``(H, W)``, any size from 1×1. Large frames are
+    shrunk for speed.
     """
     h, w = reference.shape
     scale = min(1.0, max_side / max(h, w))
     if scale < 1.0:
-        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
         ref_small = cv2.resize(reference, size, interpolation=cv2.INTER_AREA)
         other_small = cv2.resize(other, size, interpolation=cv2.INTER_AREA)
-        small = _dis().calc(ref_small, other_small, None)
+        small = _dis_flow(ref_small, other_small)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) / np.float32(scale)
-    return _dis().calc(reference, other, None)
+    return _dis_flow(reference, other)
 
 
 def warp(image: np.ndarray, field: np.ndarray) -> np.ndarray:
