@@ -102,3 +102,44 @@ def test_strength_zero_returns_the_image_and_bad_strength_is_refused(model_path,
                 "--correction-floor", "-1")
     assert floor.returncode != 0 and "correction_floor must be a number >= 0" in floor.stderr
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_inputs_with_one_output_path_are_not_overwritten_and_failures_name_the_file_once(model_path, tmp_path):
+    first, second = textured_image(6, 32, 40), textured_image(7, 32, 40)
+    write_image(tmp_path / "c1" / "x.png", Image(pixels=first))
+    write_image(tmp_path / "c2" / "x.png", Image(pixels=second))
+    (tmp_path / "c2" / "y.png").write_bytes(b"not a png")
+    one = run(str(tmp_path / "c1" / "x.png"), "-o", str(tmp_path / "one"), "--model", str(model_path))
+    result = run(str(tmp_path / "c1"), str(tmp_path / "c2"), "-o", str(tmp_path / "out"), "--model", str(model_path))
+    assert result.returncode == 1 and "restored 1, skipped 0, failed 2" in result.stdout, result.stdout + result.stderr
+    # The first input's result is kept, the second is reported, not written over it.
+    assert np.array_equal(read_image(tmp_path / "out" / "x.png").pixels, read_image(tmp_path / "one" / "x.png").pixels)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert any(str(tmp_path / "c2" / "x.png") in line and "separate folders" in line for line in lines), lines
+    assert all(line.count("y.png") == 1 for line in lines if "y.png" in line), lines
+    # The same file named twice (a file and a glob that matches it) is restored once, not refused.
+    twice = run(str(tmp_path / "c1" / "x.png"), str(tmp_path / "c1" / "*.png"), "-o", str(tmp_path / "twice"),
+                "--model", str(model_path))
+    assert twice.returncode == 0 and "restored 1, skipped 0, failed 0" in twice.stdout, twice.stdout + twice.stderr
+
+
+def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_folder(model_path, tmp_path):
+    from fractions import Fraction
+
+    from vidrestore.io import VideoWriter
+
+    with VideoWriter(tmp_path / "in" / "clip.mp4", width=48, height=32, fps=Fraction(25)) as writer:
+        for index in range(3):
+            writer.write(textured_image(index, 32, 48))
+    write_image(tmp_path / "in" / "z.png", Image(pixels=textured_image(8, 32, 40)))
+    (tmp_path / "blocker").write_bytes(b"a file where the output folder should be")
+    blocked = run(str(tmp_path / "in"), "-o", str(tmp_path / "blocker"), "--model", str(model_path))
+    assert blocked.returncode == 1 and "Traceback" not in blocked.stderr, blocked.stderr
+    assert "restored 0, skipped 0, failed 2" in blocked.stdout, blocked.stdout + blocked.stderr
+    # A codec error is found only when the first segment is encoded: no half-made work folder stays.
+    bogus = run(str(tmp_path / "in" / "clip.mp4"), "-o", str(tmp_path / "out" / "clip.mp4"), "--model", str(model_path),
+                "--codec", "bogus")
+    assert bogus.returncode == 1 and "unknown video codec 'bogus'" in bogus.stderr, bogus.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    good = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
+    assert good.returncode == 0 and "restored 2, skipped 0, failed 0" in good.stdout, good.stdout + good.stderr

@@ -73,10 +73,17 @@ def restore_paths(
     pairs = expand_inputs(inputs)
     single_file = len(pairs) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     report = RestoreReport()
+    claimed: dict[Path, Path] = {}  # output → the input restored into it
     for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
         target = output if single_file else output / relative
         if source.resolve() == target.resolve():
             report.failed.append((source, "output would overwrite the input"))
+            continue
+        first = claimed.setdefault(target.resolve(), source)
+        if first.resolve() == source.resolve() and first is not source:
+            continue  # the same file named twice (a file and a glob that matches it): restored once
+        if first is not source:
+            report.failed.append((source, f"its output {target} is also {first}'s; restore them into separate folders"))
             continue
         if skip_existing and target.exists():
             report.skipped.append(source)
@@ -94,5 +101,13 @@ def restore_paths(
             report.done.append(source)
         except VidrestoreError as exc:
             log.error("%s", exc)
+            # A MediaError about the input already starts with its path; the report adds it once.
+            same_file = isinstance(exc, MediaError) and exc.path.resolve() == source.resolve()
+            report.failed.append((source, exc.reason if same_file else str(exc)))
+        except OSError as exc:  # the output side: a file where a folder should be, permissions, a full disk
+            log.error("%s: %s", source, exc)
             report.failed.append((source, str(exc)))
+        except Exception as exc:  # a bug: reported with its traceback, and the other files still go on
+            log.exception("%s: unexpected error", source)
+            report.failed.append((source, f"unexpected error ({type(exc).__name__}: {exc}); please report it"))
     return report

@@ -257,6 +257,10 @@ def restore_video(
             for first, segment in _segments(bar, done, segment_frames):
                 write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None}))
                 work.finished(first)
+        except BaseException:
+            if not work.parts:  # nothing to resume from (a bad codec, an unreadable first frame)
+                work.remove()
+            raise
         finally:
             frames.close()  # stop and join the decode thread before the reader closes
     if not work.parts:
@@ -314,14 +318,17 @@ class _WorkFolder:
         self.folder = target.with_name(f".{target.name}.parts")
         self.suffix = target.suffix
         self.parts: list[Path] = []
-        stale = self.folder.exists() and (not resume or key is None or self._read_key() != key)
-        if stale:
-            log.info("%s: previous partial results are for another job; starting over", self.folder)
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if key is not None and not (self.folder / "job.json").exists():
-            with atomic_output(self.folder / "job.json") as tmp:
-                tmp.write_text(json.dumps(key, indent=1))
+        try:
+            stale = self.folder.exists() and (not resume or key is None or self._read_key() != key)
+            if stale:
+                log.info("%s: previous partial results are for another job; starting over", self.folder)
+                shutil.rmtree(self.folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if key is not None and not (self.folder / "job.json").exists():
+                with atomic_output(self.folder / "job.json") as tmp:
+                    tmp.write_text(json.dumps(key, indent=1))
+        except OSError as error:
+            raise MediaError(target, f"cannot prepare the work folder {self.folder}: {error.strerror or error}") from error
         self._segment_frames = key["segment_frames"] if key is not None else None
 
     def _read_key(self) -> dict[str, Any] | None:
