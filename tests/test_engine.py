@@ -7,6 +7,7 @@ identity; frames are small so the suite stays fast.
 from __future__ import annotations
 
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -216,7 +217,7 @@ def test_batch_equals_one_by_one_exactly(model: UNet, tile: int, precision: str)
 # ------------------------------------------------------------------------------ conversions
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float16, np.float64])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_numpy_round_trip_keeps_shape_and_dtype(restorer: Restorer, dtype: type, channels: int) -> None:
     frames = random_frames((2, 37, 45, channels), dtype)
@@ -394,7 +395,11 @@ def test_concurrent_calls_match_sequential_calls(model: UNet) -> None:
 @pytest.mark.parametrize(
     ("frames", "error", "message"),
     [
-        (np.zeros((2, 8, 8, 3), np.int32), TypeError, "uint8, uint16, float32 or float16"),
+        (np.zeros((2, 8, 8, 3), np.int32), TypeError, "uint8, uint16, float16, float32 or float64"),
+        (np.where(np.arange(3 * 8 * 8 * 3).reshape(3, 8, 8, 3) == 200, np.nan, 0.5).astype(np.float32), ValueError,
+         r"frames \[1\] have NaN or infinite pixels"),
+        (torch.full((2, 3, 8, 8), 0.5).index_put_((torch.tensor([0]),) * 4, torch.tensor(float("inf"))), ValueError,
+         r"frames \[0\] have NaN"),
         (np.zeros((8, 8), np.uint8), ValueError, r"\(N, H, W, C\)"),
         (np.zeros((1, 8, 8, 5), np.uint8), ValueError, "C in"),
         (np.zeros((0, 8, 8, 3), np.uint8), ValueError, "empty"),
@@ -407,6 +412,18 @@ def test_concurrent_calls_match_sequential_calls(model: UNet) -> None:
 def test_bad_frames_raise_clear_errors(restorer: Restorer, frames: object, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         restorer(frames)
+
+
+def test_nan_alpha_and_read_only_frames_are_fine(restorer: Restorer) -> None:
+    """Only colour is checked for NaN (alpha is copied through); read-only arrays (decoded images
+    often are) restore without torch's warning about non-writable memory."""
+    frames = random_frames((1, 16, 16, 4), np.float32)
+    frames[0, 3, 3, 3] = np.nan
+    frames.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = restorer(frames)
+    assert np.isnan(result[0, 3, 3, 3]) and np.isfinite(result[..., :3]).all()
 
 
 def test_restore_tensor_wants_float_rgb(restorer: Restorer) -> None:

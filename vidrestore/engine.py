@@ -60,7 +60,7 @@ CORRECTION_FLOOR_POWER = 2.0
 logger = logging.getLogger(__name__)
 
 _INTEGER_MAXIMUM = {torch.uint8: 255.0, torch.uint16: 65535.0}
-_NUMPY_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float16))
+_NUMPY_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.float32, np.float16, np.float64))
 _CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA: the stored forms of vidrestore.io
 
 
@@ -509,8 +509,8 @@ class Restorer:
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Restore frames; returns the same type, shape and dtype (and, for torch, device).
 
-        * numpy ``(N, H, W, C)`` or ``(H, W, C)``, dtype ``uint8``, ``uint16``, ``float32`` or
-          ``float16`` (floats nominally in [0, 1]);
+        * numpy ``(N, H, W, C)`` or ``(H, W, C)``, dtype ``uint8``, ``uint16``, ``float16``,
+          ``float32`` or ``float64`` (floats nominally in [0, 1]);
         * torch ``(N, C, H, W)`` or ``(C, H, W)``, any float dtype or ``uint8``.
 
         ``C`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA), as :mod:`vidrestore.io`
@@ -522,7 +522,8 @@ class Restorer:
 
         Raises:
             TypeError: not a numpy array or torch tensor, or an unsupported dtype.
-            ValueError: wrong number of dimensions or channels, or an empty frame.
+            ValueError: wrong number of dimensions or channels, an empty frame, or NaN or
+                infinite colour values (alpha is not looked at).
         """
         if isinstance(frames, np.ndarray):
             return self._restore_numpy(frames)
@@ -532,14 +533,16 @@ class Restorer:
 
     def _restore_numpy(self, frames: np.ndarray) -> np.ndarray:
         if frames.dtype not in _NUMPY_DTYPES:
-            raise TypeError(f"numpy frames must be uint8, uint16, float32 or float16, got {frames.dtype}")
+            raise TypeError(f"numpy frames must be uint8, uint16, float16, float32 or float64, got {frames.dtype}")
         if frames.ndim not in (3, 4) or frames.shape[-1] not in _CHANNELS:
             raise ValueError(
                 f"numpy frames must be (N, H, W, C) or (H, W, C) with C in {_CHANNELS}, got shape {frames.shape}"
             )
-        batch = frames[None] if frames.ndim == 3 else frames
+        batch = np.ascontiguousarray(frames[None] if frames.ndim == 3 else frames)
+        if not batch.flags.writeable:  # torch warns on read-only memory (decoded images often are)
+            batch = batch.copy()
         # NHWC → NCHW is a view: the model's channels-last layout, no copy.
-        restored = self._restore_pixels(torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2))
+        restored = self._restore_pixels(torch.from_numpy(batch).permute(0, 3, 1, 2))
         output = restored.permute(0, 2, 3, 1).numpy()
         return output[0] if frames.ndim == 3 else output
 
@@ -563,6 +566,10 @@ class Restorer:
         if frame_count == 0 or height == 0 or width == 0:
             raise ValueError(f"empty frames: (N, C, H, W) = {tuple(batch.shape)}")
         color_channels = 1 if channels <= 2 else 3
+        # One NaN would spread through the convolutions and the frame-wide correction floor.
+        if batch.is_floating_point() and not bool(torch.isfinite(batch[:, :color_channels]).all()):
+            bad = sorted({int(i) for i in torch.nonzero(~torch.isfinite(batch[:, :color_channels]))[:, 0][:1000]})
+            raise ValueError(f"frames {bad[:10]} have NaN or infinite pixels")
         output = torch.empty_like(batch)
         if channels in (2, 4):
             output[:, -1] = batch[:, -1]  # alpha, untouched
