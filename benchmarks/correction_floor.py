@@ -6,6 +6,9 @@
 The net runs once per input set with the floor off (``Restorer(correction_floor=0)``); every
 floor is then applied to those outputs with :func:`vidrestore.engine.shrink_corrections`, the
 function the engine itself calls, so each row is what ``Restorer(correction_floor=F)`` gives.
+The last row is no floor but a bound on every floor: each crop's correction scaled by the factor
+that is best *for that crop* (its projection on the true correction, clipped to [0, ``--oracle-cap``]),
+which only the clean reference can tell — what any frame-level shrinkage of this net could reach.
 Sets: ``restore_quality.py``'s damaged crops (PSNR against the clean crop, uncapped, as that
 benchmark reports it) and ``do_no_harm.py``'s clean, soft, sharp + mild and soft + mild inputs
 (capped at 60 dB, as there). ``--seed`` picks other crops, ``--degrade-seed`` other degradations
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2024, help="crop selection (restore_quality's: 2024)")
     parser.add_argument("--degrade-seed", type=int, default=IMAGE_DEGRADE_SEED,
                         help=f"crop i is degraded with seed DEGRADE_SEED + i (restore_quality's: {IMAGE_DEGRADE_SEED})")
+    parser.add_argument("--oracle-cap", type=float, default=8.0, help="largest scale of the per-crop best-scale bound")
     args = parser.parse_args()
     try:
         floors = [float(f) for f in args.floors.split(",")]
@@ -83,15 +87,26 @@ def main() -> None:
         prepared[name] = (stack, restorer.restore_tensor(stack), references, cap, psnrs(inputs, references, cap=cap))
     lines.append("| input | " + " | ".join(
         "—" if name in ("clean", "soft") else f"{prepared[name][4].mean():.2f}" for name in sets) + " | | |")
-    for floor in floors:
-        row, below = [f"{floor:g}"], {"restore_quality": 0, "mild": 0}
+
+    def row(label: str, shrink) -> str:
+        """A table row: ``shrink(stack, raw, references)`` → outputs, scored on every set."""
+        cells, below = [label], {"restore_quality": 0, "mild": 0}
         for name, (stack, raw, references, cap, baseline) in prepared.items():
-            outputs = shrink_corrections(stack, raw, floor / 255.0, power=args.power)
-            values = psnrs(list(outputs.permute(0, 2, 3, 1).numpy()), references, cap=cap)
-            row.append(f"{values.mean():.2f}")
+            values = psnrs(list(shrink(stack, raw, references).permute(0, 2, 3, 1).numpy()), references, cap=cap)
+            cells.append(f"{values.mean():.2f}")
             if name not in ("clean", "soft"):  # the undamaged inputs are their own reference
                 below["restore_quality" if name == "restore_quality" else "mild"] += int(np.sum(values < baseline))
-        lines.append("| " + " | ".join(row + [str(below["restore_quality"]), str(below["mild"])]) + " |")
+        return "| " + " | ".join(cells + [str(below["restore_quality"]), str(below["mild"])]) + " |"
+
+    def best_scale(stack: torch.Tensor, raw: torch.Tensor, references: list[np.ndarray]) -> torch.Tensor:
+        correction = raw - stack
+        wanted = torch.from_numpy(np.stack(references)).permute(0, 3, 1, 2) - stack
+        scale = (correction * wanted).flatten(1).sum(1) / (correction * correction).flatten(1).sum(1).clamp(min=1e-12)
+        return stack + scale.clamp(0.0, args.oracle_cap).view(-1, 1, 1, 1) * correction
+
+    for floor in floors:
+        lines.append(row(f"{floor:g}", lambda stack, raw, _, f=floor: shrink_corrections(stack, raw, f / 255.0, power=args.power)))
+    lines.append(row(f"bound: best scale per crop, 0–{args.oracle_cap:g}", best_scale))
     print("\n".join(lines))
 
 
