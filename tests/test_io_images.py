@@ -65,6 +65,31 @@ def test_sixteen_bit_colour_png_written_by_opencv_reads_as_rgb(tmp_path: Path) -
     np.testing.assert_array_equal(read_image(tmp_path / "external.png").pixels, pixels)
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_float_colour_tiff_written_by_opencv_reads_as_rgb(channels: int, tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).uniform(-0.5, 1.5, (12, 17, channels)).astype(np.float32)
+    conversion = cv2.COLOR_RGB2BGR if channels == 3 else cv2.COLOR_RGBA2BGRA
+    cv2.imwrite(str(tmp_path / "float.tiff"), cv2.cvtColor(pixels, conversion))
+    image = read_image(tmp_path / "float.tiff")
+    assert image.source_format == "TIFF" and image.bit_depth == 32
+    np.testing.assert_array_equal(image.pixels, pixels)  # channel order RGB, values as stored (not clipped)
+    assert image_size(tmp_path / "float.tiff", verify=True) == (17, 12)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".gif"])
+def test_animated_images_are_refused_not_cut_to_one_frame(suffix: str, tmp_path: Path) -> None:
+    frames = [PillowImage.fromarray(random_pixels(3, np.uint8, seed=seed)) for seed in range(3)]
+    frames[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(UnsupportedFormatError, match=r"animated image \(3 frames\).*video"):
+        read_image(tmp_path / f"anim{suffix}")
+    frames[0].save(tmp_path / f"still{suffix}", save_all=True)  # one frame: a still, whatever the writer
+    if suffix == ".gif":
+        with pytest.raises(UnsupportedFormatError, match="GIF images are not supported"):
+            read_image(tmp_path / f"still{suffix}")
+    else:
+        assert read_image(tmp_path / f"still{suffix}").pixels.shape == (12, 17, 3)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
 def test_rgba_round_trip_is_exact(suffix: str, tmp_path: Path) -> None:
     pixels = random_pixels(4, np.uint8)

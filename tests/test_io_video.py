@@ -12,6 +12,7 @@ import pytest
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 from vidrestore.io import VideoReader, VideoWriter, probe, write_video
+from vidrestore.io.video import join_videos
 
 FPS = Fraction(30000, 1001)
 HEIGHT, WIDTH = 48, 64
@@ -157,6 +158,69 @@ def test_variable_frame_rate_timestamps_survive(tmp_path: Path) -> None:
     frames = read_all(output)
     assert [frame.time for frame in frames] == pytest.approx([pts / 30 for pts in timestamps], abs=1e-3)
     assert [frame.index for frame in frames] == list(range(len(timestamps)))
+
+
+def test_default_encoding_is_the_same_every_time(tmp_path: Path) -> None:
+    """The same frames encode to the same bytes whatever the heap held before, so a resumed
+    restoration matches an uninterrupted one. Without x264's ``cpu-independent`` its AVX-512
+    mb-tree code depended on memory it never wrote: this failed 18 times in 20 on an AVX-512 CPU
+    (on other CPUs it passes either way)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    frames = []
+    for index in range(10):  # wrapping ramps that brighten, plus noise: content that showed the fault
+        ramps = np.stack([(3 * x + 4 * index) % 256, (5 * y + 2 * index) % 256, 2 * (x + y)], axis=-1)
+        frames.append(np.clip(ramps + rng.integers(-20, 20, ramps.shape), 0, 255).astype(np.uint8))
+    encoded = []
+    for attempt in range(6):
+        scribble = [np.random.default_rng(attempt).bytes(size) for size in range(1000, 200_000, 3000)]
+        del scribble  # leaves different bytes in the freed heap memory the encoder allocates next
+        path = tmp_path / f"{attempt}.mp4"
+        with VideoWriter(path, width=WIDTH, height=HEIGHT, fps=FPS) as writer:
+            for frame in frames:
+                writer.write(frame)
+        encoded.append(path.read_bytes())
+    decoded = [[frame.rgb for frame in read_all(tmp_path / f"{attempt}.mp4")] for attempt in range(6)]
+    for attempt in range(1, 6):
+        assert encoded[attempt] == encoded[0], f"encode {attempt} differs from encode 0"
+        assert all(np.array_equal(a, b) for a, b in zip(decoded[0], decoded[attempt], strict=True))
+
+
+@pytest.mark.parametrize(("suffix", "time_base"), [(".mkv", Fraction(1, 1000)), (".mp4", None)])
+def test_joined_segments_keep_rate_and_timestamps(suffix: str, time_base: Fraction | None, tmp_path: Path) -> None:
+    fps = Fraction(24)  # 1/24 s is no whole number of milliseconds; MKV sources have a 1/1000 time base
+    step = 1 / fps / (time_base or 1 / fps)
+    parts = []
+    for first in (0, 4, 8):  # segments as restore_video writes them: each holds its own timestamps
+        part = tmp_path / f"{first:09d}{suffix}"
+        with VideoWriter(part, width=WIDTH, height=HEIGHT, fps=fps, time_base=time_base) as writer:
+            for index in range(first, first + 4):
+                writer.write(gradient(shift=index), pts=round(index * step))
+        parts.append(part)
+    joined = tmp_path / f"joined{suffix}"
+    assert join_videos(parts, joined) == 12
+    info = probe(joined)
+    assert (info.fps, info.frame_count) == (fps, 12)  # Matroska read 1000 fps, MP4 24.016
+    frames = read_all(joined)
+    # MP4 moved the later segments by up to 1 ms; MKV segments with different B-frame depths overlapped.
+    assert [frame.pts for frame in frames] == [round(index / fps / info.time_base) for index in range(12)]
+    segment_frames = [frame.rgb for part in parts for frame in read_all(part)]
+    assert all(np.array_equal(a.rgb, b) for a, b in zip(frames, segment_frames, strict=True))
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".nut"])
+def test_audio_longer_than_video_is_not_taken_for_a_truncated_file(
+    suffix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = make_source(tmp_path / f"source{suffix}")  # 24 frames (0.8 s), 1 s of audio
+    info = probe(source)
+    if suffix == ".mkv":  # the video's own length, from the tag Matroska keeps per track
+        assert (info.frame_count, info.length_is_estimate) == (24, False)
+    else:  # NUT knows only the whole file's length: an upper bound
+        assert info.frame_count > 24 and info.length_is_estimate
+    caplog.set_level(logging.WARNING)
+    assert len(read_all(source)) == 24
+    assert not [record for record in caplog.records if "truncated" in record.getMessage()]
 
 
 def test_unsupported_settings_are_refused(tmp_path: Path) -> None:

@@ -222,8 +222,9 @@ def restore_video(
     keyframe) into a work folder beside the target, ``.NAME.parts/``; each segment is written
     atomically. When the last one is done they are joined into ``target`` packet by packet (no
     re-encode), the source's audio is interleaved, and the folder is removed. Run the same job
-    again after a crash or Ctrl-C and it continues after the last finished segment — the frames
-    are bitwise those of an uninterrupted run, as output ``n`` depends only on inputs
+    again after a crash or Ctrl-C and it continues after the last finished segment — the restored
+    frames are bitwise those of an uninterrupted run (and so are the encoded ones with libx264 or
+    FFV1 on the same machine; x265 is not deterministic), as output ``n`` depends only on inputs
     ``n-radius..n+radius`` and the engine's result does not depend on batching. The folder records
     the source (path, size, modification time), the restorer's ``fingerprint`` and every
     setting; if any differs, or ``resume`` is False, or the restorer has no fingerprint, it

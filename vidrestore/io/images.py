@@ -4,10 +4,13 @@
 applied), C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA, dtype ``uint8``, or ``uint16`` for 16-bit
 sources (``float32`` for floating-point TIFF), plus the ICC profile and EXIF bytes (orientation
 reset to 1). Palette images become RGB, or RGBA when they carry transparency; CMYK becomes RGB
-(through its ICC profile to sRGB when it has one); 1-bit becomes 8-bit gray.
+(through its ICC profile to sRGB when it has one); 1-bit becomes 8-bit gray. Animated PNG,
+WebP and GIF are refused: restoring the first frame alone would silently drop the others.
 
 Pillow decodes everything except 16-bit colour, which it can only give as 8-bit; those PNG and
-TIFF files are decoded by OpenCV instead, with metadata still taken from Pillow.
+TIFF files are decoded by OpenCV instead, with metadata still taken from Pillow. Floating-point
+colour TIFF, which Pillow cannot open at all, is decoded by OpenCV alone (no ICC, EXIF or
+orientation).
 
 :func:`write_image` picks the format from the suffix and writes atomically. What each keeps:
 
@@ -56,6 +59,9 @@ _ORIENTATION_TAG = 0x0112
 _PIXEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 # Pillow reports MPO for multi-picture camera JPEGs; we read their first picture as a JPEG.
 _READABLE_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP", "TIFF": "TIFF", "BMP": "BMP"}
+# Formats whose extra frames are an animation: refused, never cut to the first frame. (A TIFF's
+# extra pages and an MPO's extra pictures, previews or depth maps, are not: the first is the image.)
+_ANIMATED_FORMATS = frozenset({"PNG", "WEBP", "GIF"})
 # Pillow modes that need converting before they become an array, and to what.
 _MODE_CONVERSIONS = {"1": "L", "La": "LA", "PA": "RGBA", "RGBX": "RGB", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB"}
 _ARRAY_MODES = {"L", "LA", "RGB", "RGBA", "F"}
@@ -179,10 +185,14 @@ def image_size(path: str | Path, *, verify: bool = False) -> tuple[int, int]:
 
     Raises the same errors as :func:`read_image`."""
     path = require_file(path)
-    with _decoding(path), PillowImage.open(path) as picture:
-        if verify:
-            picture.load()
-        return picture.size
+    with _decoding(path):
+        opened = _open(path)
+        if isinstance(opened, np.ndarray):
+            return opened.shape[1], opened.shape[0]
+        with opened as picture:
+            if verify:
+                picture.load()
+            return picture.size
 
 
 def read_image(path: str | Path) -> Image:
@@ -191,23 +201,48 @@ def read_image(path: str | Path) -> Image:
     Raises:
         MediaError: the file is missing or not a regular file.
         CorruptMediaError: the file is empty, truncated or damaged.
-        UnsupportedFormatError: the file is another format, or a pixel layout we do not read.
+        UnsupportedFormatError: the file is another format, an animation, or a pixel layout we do
+            not read.
     """
     path = require_file(path)
-    with _decoding(path), PillowImage.open(path) as picture:
-        source_format = _READABLE_FORMATS.get(picture.format or "")
-        if source_format is None:
-            raise UnsupportedFormatError(
-                path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
-            )
-        raw_mode = _raw_mode(picture)
-        picture.load()
-        icc_profile = picture.info.get("icc_profile") or None
-        exif, orientation = _upright_exif(picture, source_format)
-        if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
-            pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
-        else:
-            pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
+    with _decoding(path):
+        opened = _open(path)
+        if isinstance(opened, np.ndarray):
+            return Image(opened, source_format="TIFF")
+        with opened as picture:
+            return _read_picture(path, picture)
+
+
+def _open(path: Path) -> PillowImage.Image | np.ndarray:
+    """Pillow's lazily decoded image, or the pixels of a floating-point colour TIFF (which Pillow cannot open)."""
+    try:
+        return PillowImage.open(path)
+    except UnidentifiedImageError:
+        pixels = _read_float_colour_tiff(path)
+        if pixels is None:
+            raise
+        return pixels
+
+
+def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
+    """Decode an opened Pillow image into an upright :class:`Image`, as :func:`read_image` describes."""
+    if picture.format in _ANIMATED_FORMATS and getattr(picture, "n_frames", 1) > 1:
+        raise UnsupportedFormatError(
+            path, f"animated image ({picture.n_frames} frames): only stills are restored; convert it to a video first"
+        )
+    source_format = _READABLE_FORMATS.get(picture.format or "")
+    if source_format is None:
+        raise UnsupportedFormatError(
+            path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
+        )
+    raw_mode = _raw_mode(picture)
+    picture.load()
+    icc_profile = picture.info.get("icc_profile") or None
+    exif, orientation = _upright_exif(picture, source_format)
+    if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
+        pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
+    else:
+        pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
     return Image(_apply_orientation(pixels, orientation), icc_profile, exif, source_format)
 
 
@@ -317,6 +352,18 @@ def _read_16_bit_colour(path: Path, *, gray_alpha: bool) -> np.ndarray:
     if gray_alpha and decoded.shape[2] == 4:  # OpenCV expands gray+alpha to RGBA
         return decoded[..., [0, 3]]
     return decoded
+
+
+def _read_float_colour_tiff(path: Path) -> np.ndarray | None:
+    """Decode a floating-point RGB(A) TIFF with OpenCV into RGB(A) float32, values as stored (OpenCV
+    reads no ICC profile, EXIF or orientation from it); None for any other file."""
+    with path.open("rb") as file:
+        if file.read(4) not in (b"II*\0", b"MM\0*"):
+            return None
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.dtype != np.float32 or decoded.ndim != 3 or decoded.shape[2] not in (3, 4):
+        return None
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:

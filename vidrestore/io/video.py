@@ -103,6 +103,9 @@ class VideoInfo:
             except range where 0 is).
         rotation: display rotation, degrees counter-clockwise, one of 0/90/180/270.
         duration: seconds, or None if unknown.
+        length_is_estimate: the stream has no length of its own (FLV, NUT), so ``duration`` and
+            ``frame_count`` come from the whole file's, which may include audio that outlasts
+            the video: an upper bound.
     """
 
     path: Path
@@ -121,6 +124,7 @@ class VideoInfo:
     rotation: int
     has_audio: bool
     duration: float | None
+    length_is_estimate: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ class VideoReader:
             index += 1
         if index == 0:
             raise CorruptMediaError(self.path, "no frame could be decoded")
-        if index < self.info.frame_count:
+        if index < self.info.frame_count and not self.info.length_is_estimate:
             logger.warning(
                 "%s: ended after %d frames of the %d announced (truncated file?)",
                 self.path,
@@ -299,10 +303,7 @@ class VideoWriter:
         self._partial = partial_path(self.path)
         self._audio: _AudioCopy | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._container = av.open(str(self._partial), "w")
-        except (av.FFmpegError, ValueError) as error:
-            raise UnsupportedFormatError(self.path, f"no container format for suffix {self.path.suffix!r}") from error
+        self._container = _open_output(self.path, self._partial, self._time_base)
         try:
             tags = (_tag_or(color_primaries, default_tag), _tag_or(color_trc, default_tag))
             self._stream = self._add_video_stream(fps, crf, preset, *tags, rotation)
@@ -330,6 +331,12 @@ class VideoWriter:
             stream.options = {"level": "3", "slicecrc": "1"}
         else:
             stream.options = {"preset": preset} | ({"crf": str(crf)} if crf is not None else {})
+            if self._encoder == "libx264":
+                # On AVX-512 CPUs the result of x264's SIMD mb-tree code depends on memory it never
+                # wrote, so the same frames encoded differently from run to run (and a resumed
+                # restoration differed from an uninterrupted one). cpu-independent swaps in the C
+                # versions of the two mb-tree functions; encoding speed did not change measurably.
+                stream.options |= {"x264-params": "cpu-independent=1"}
             if self._encoder == "libx265":
                 stream.options |= {"x265-params": "log-level=error"}
         if rotation % 360:
@@ -471,10 +478,9 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
         raise MediaError(path, "no segments to join")
     partial = partial_path(path)
     packets, last_dts, end = 0, None, 0.0
-    try:
-        output = av.open(str(partial), "w")
-    except (av.FFmpegError, ValueError) as error:
-        raise UnsupportedFormatError(path, f"no container format for suffix {path.suffix!r}") from error
+    with _open_input(Path(parts[0])) as first:
+        time_base = Fraction(first.streams.video[0].time_base)
+    output = _open_output(path, partial, time_base)
     audio: _AudioCopy | None = None
     try:
         try:
@@ -485,6 +491,9 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
                     if index == 0:
                         stream = output.add_stream_from_template(source)
                         stream.time_base = source.time_base
+                        # The template leaves the frame rate unset: Matroska would then store no
+                        # default frame duration and read back as 1000 fps.
+                        stream.codec_context.framerate = source.average_rate or source.guessed_rate
                         if rotation % 360:
                             stream.set_display_rotation(rotation % 360)
                         audio = _AudioCopy(Path(audio_from), output) if audio_from is not None else None
@@ -516,6 +525,23 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
     return packets
 
 
+def _open_output(path: Path, partial: Path, time_base: Fraction) -> av.container.OutputContainer:
+    """Open ``partial`` to write ``path``'s container, for a video stream in ``time_base``.
+
+    MP4/MOV store where a stream starts in the movie time scale, 1/1000 s by default: a segment
+    that starts after 0 would move by up to 1 ms and no longer meet its neighbours exactly. Both
+    time scales are set to the one FFmpeg picks for the video track (other muxers ignore them).
+    """
+    scale = time_base.denominator
+    while scale < 10000:
+        scale *= 2
+    options = {"video_track_timescale": str(scale), "movie_timescale": str(scale)}
+    try:
+        return av.open(str(partial), "w", container_options=options)
+    except (av.FFmpegError, ValueError) as error:
+        raise UnsupportedFormatError(path, f"no container format for suffix {path.suffix!r}") from error
+
+
 def _discard_partial(path: Path, partial: Path, *closeables: Any) -> None:
     """Close what writes ``path``'s partial file (errors only logged: the file is being thrown
     away) and delete it."""
@@ -530,17 +556,22 @@ def _discard_partial(path: Path, partial: Path, *closeables: Any) -> None:
 
 def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
     """Give every packet of a segment (in decode order) a decode timestamp. Matroska stores only
-    presentation times, so its demuxer leaves the first packets' dts unset when frames are
-    reordered (B-frames); the muxer then cannot order two joined segments. The ``i``-th dts
-    becomes the ``i``-th smallest pts, shifted back just enough that no dts exceeds its pts."""
+    presentation times, so its demuxer leaves some packets' dts unset when frames are reordered
+    (B-frames); the muxer then cannot order two joined segments. With ``delay`` the deepest
+    reordering in the segment (in frames), the ``i``-th dts becomes the ``(i - delay)``-th smallest
+    pts and the first ``delay`` packets take the ticks just before the segment's first pts: no dts
+    exceeds its pts, and none reaches back into the previous segment (a shift by time instead of
+    by frames did, when millisecond rounding made one frame step longer than another)."""
     if any(packet.pts is None for packet in packets):
         raise MediaError(path, "a segment packet has no timestamp")
     if all(packet.dts is not None for packet in packets):
         return
     ordered = sorted(packet.pts for packet in packets)
-    shift = max((ordered[i] - packet.pts for i, packet in enumerate(packets)), default=0)
-    for i, packet in enumerate(packets):
-        packet.dts = ordered[i] - shift
+    rank = {pts: index for index, pts in enumerate(ordered)}
+    delay = max((index - rank[packet.pts] for index, packet in enumerate(packets)), default=0)
+    decode_times = [ordered[0] - delay + index for index in range(delay)] + ordered
+    for index, packet in enumerate(packets):
+        packet.dts = decode_times[index]
 
 
 class _AudioCopy:
@@ -623,10 +654,13 @@ def _describe(path: Path, container: av.container.InputContainer) -> VideoInfo:
         raise UnsupportedFormatError(path, "no decoder for this video codec or pixel format")
     fps = Fraction(stream.average_rate or stream.guessed_rate or 0)
     time_base = Fraction(stream.time_base or 0)
-    if stream.duration:
-        duration: float | None = float(stream.duration * time_base)
-    else:
-        duration = container.duration / av.time_base if container.duration else None
+    # Matroska has no per-stream duration, but FFmpeg and mkvmerge write one as a tag; the
+    # container's duration also counts audio that outlasts the video.
+    duration = float(stream.duration * time_base) if stream.duration else _tag_seconds(stream.metadata)
+    length_is_estimate = False
+    if duration is None and container.duration:
+        duration = container.duration / av.time_base
+        length_is_estimate = len(container.streams) > 1
     return VideoInfo(
         path=path,
         width=context.width,
@@ -644,7 +678,18 @@ def _describe(path: Path, container: av.container.InputContainer) -> VideoInfo:
         rotation=_rotation(stream),
         has_audio=bool(container.streams.audio),
         duration=duration,
+        length_is_estimate=length_is_estimate,
     )
+
+
+def _tag_seconds(metadata: dict[str, str]) -> float | None:
+    """Seconds from a Matroska ``DURATION`` tag ("00:01:02.250000000"), or None."""
+    tag = metadata.get("DURATION") or metadata.get("DURATION-eng") or ""
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _rotation(stream: av.VideoStream) -> int:
