@@ -200,6 +200,30 @@ def test_segments_join_into_the_same_frames_timing_and_audio(restorer, tmp_path)
     assert (error(joined_frames) < 1.15 * error(whole_frames) + 0.5).all()
 
 
+def test_output_container_and_codec_are_checked_before_any_frame_is_restored(restorer, tmp_path):
+    """A bad codec or a container the segments cannot be joined into fails at once, with nothing
+    restored and no work folder; MPEG-TS, whose muxer shifts each file's timestamps, gets MP4
+    segments and joins with the frames' timing (a constant muxer delay aside)."""
+    calls = []
+
+    def counting(frames):
+        calls.append(len(frames))
+        return restorer(frames)
+
+    for name, options, message in [("out.avi", {}, r"cannot write \.avi video; use \.mp4"),
+                                   ("out.mp4", {"codec": "bogus"}, "unknown video codec 'bogus'"),
+                                   ("out.webm", {}, "cannot hold libx264"),
+                                   ("out.mov", {"codec": "ffv1"}, "cannot hold ffv1")]:
+        with pytest.raises(MediaError, match=message):
+            restore_video(SAMPLE, tmp_path / name, counting, progress=False, **options)
+    assert calls == [] and list(tmp_path.iterdir()) == []
+    restore_video(SAMPLE, tmp_path / "out.ts", counting, segment_frames=20, progress=False)  # 20 + 20 + 8
+    source, joined = read_all(SAMPLE), read_all(tmp_path / "out.ts")
+    assert len(joined) == len(source) == 48 and probe(tmp_path / "out.ts").has_audio
+    offset = joined[0].time - source[0].time
+    assert [round(f.time - offset, 4) for f in joined] == [round(f.time, 4) for f in source]
+
+
 def _frames(count: int) -> list[Frame]:
     return [Frame(index=i, pts=i, time=i / 25, rgb=from_float(f, np.uint8)) for i, f in enumerate(moving_frames(count))]
 

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from vidrestore.errors import MediaError
-from vidrestore.io import Frame, VideoReader, from_float, probe, to_float, write_video
+from vidrestore.errors import MediaError, UnsupportedFormatError
+from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
 from vidrestore.io._files import atomic_output
 from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
@@ -242,7 +242,9 @@ def restore_video(
         options["bit_depth"] = bit_depth
     if codec in ("ffv1",) and info.bit_depth <= 8:
         options.setdefault("bit_depth", 8)
-    work = _WorkFolder(target, _job_key(source, restorer, options, config, segment_frames), resume=resume)
+    segment_suffix = _check_output(target, info, options)
+    work = _WorkFolder(target, _job_key(source, restorer, options, config, segment_frames), resume=resume,
+                       suffix=segment_suffix)
     done = work.finished_frames()
     if done:
         log.warning("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
@@ -275,6 +277,25 @@ def restore_video(
     log.info("%s: %d frames in %.1f s (%.2f fps), flicker %.3f", source, report.frames, report.seconds, report.fps,
              report.flicker)
     return report
+
+
+# Output suffix → the segments' container: one whose muxer keeps each file's timestamps, so the
+# segments join packet by packet. MPEG-TS shifts every file's own, so its segments are MP4; AVI and
+# MPEG-PS cannot take the joined packets at all (checked with PyAV's FFmpeg), so they are refused.
+_SEGMENT_SUFFIXES = {".mp4": ".mp4", ".m4v": ".m4v", ".mov": ".mov", ".mkv": ".mkv", ".webm": ".webm", ".ts": ".mp4"}
+
+
+def _check_output(target: Path, info: VideoInfo, options: dict[str, Any]) -> str:
+    """The segments' suffix for ``target``, once its container, codec, bit depth and audio are known
+    to work: a bad ``--codec`` or suffix fails here, before any frame is restored."""
+    suffix = _SEGMENT_SUFFIXES.get(target.suffix.lower())
+    if suffix is None:
+        raise UnsupportedFormatError(
+            target, f"vidrestore cannot write {target.suffix or 'suffix-less'} video; use {', '.join(_SEGMENT_SUFFIXES)}")
+    check_writer(target, info, **options)
+    if suffix != target.suffix.lower():
+        check_writer(target.with_suffix(suffix), info, **(options | {"audio_from": None}))
+    return suffix
 
 
 def _segments(frames: Iterable[Frame], first: int, length: int) -> Iterator[tuple[int, Iterator[Frame]]]:
@@ -315,9 +336,9 @@ class _WorkFolder:
     """``.NAME.parts/`` beside the target: ``job.json`` (the job key) and finished segments
     ``FIRST-FRAME.ext`` (written atomically by :class:`~vidrestore.io.VideoWriter`)."""
 
-    def __init__(self, target: Path, key: dict[str, Any] | None, *, resume: bool) -> None:
+    def __init__(self, target: Path, key: dict[str, Any] | None, *, resume: bool, suffix: str) -> None:
         self.folder = target.with_name(f".{target.name}.parts")
-        self.suffix = target.suffix
+        self.suffix = suffix
         self.parts: list[Path] = []
         try:
             stale = self.folder.exists() and (not resume or key is None or self._read_key() != key)

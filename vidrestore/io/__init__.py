@@ -19,7 +19,7 @@ from vidrestore.io.convert import (
     to_float,
 )
 from vidrestore.io.images import Image, image_size, read_image, write_image
-from vidrestore.io.video import Frame, VideoInfo, VideoReader, VideoWriter, probe, write_video
+from vidrestore.io.video import Frame, VideoInfo, VideoReader, VideoWriter, check_writer, probe, write_video
 
 __all__ = [
     "Frame",
@@ -27,6 +27,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "check_writer",
     "from_batch",
     "from_float",
     "gray_to_rgb",

@@ -44,7 +44,7 @@ from av.video.reformatter import Colorspace, Interpolation
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 from vidrestore.io._files import partial_path, require_file, unidentified_error
 
-__all__ = ["Frame", "VideoInfo", "VideoReader", "VideoWriter", "probe", "write_video"]
+__all__ = ["Frame", "VideoInfo", "VideoReader", "VideoWriter", "check_writer", "probe", "write_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -432,27 +432,12 @@ def write_video(path: str | Path, frames: Iterable[Frame | np.ndarray], info: Vi
     larger than the source). ``options`` override any :class:`VideoWriter` argument
     (``bit_depth`` defaults to 8 for 8-bit sources, 10 otherwise). Returns the frame count.
     """
-    # An RGB source's range tag (always full) says nothing about the YUV we write.
-    color_range = info.color_range if info.colorspace != MATRIX_RGB else None
     writer: VideoWriter | None = None
     try:
         for item in frames:
             rgb, pts = (item.rgb, item.pts) if isinstance(item, Frame) else (item, None)
             if writer is None:
-                settings: dict[str, Any] = {
-                    "width": rgb.shape[1],
-                    "height": rgb.shape[0],
-                    "fps": info.fps,
-                    "time_base": info.time_base,
-                    "bit_depth": 8 if info.bit_depth <= 8 else 10,
-                    "color_range": color_range,
-                    "colorspace": info.colorspace,
-                    "color_primaries": info.color_primaries,
-                    "color_trc": info.color_trc,
-                    "rotation": info.rotation,
-                    "audio_from": info.path if info.has_audio else None,
-                }
-                writer = VideoWriter(path, **(settings | options))
+                writer = VideoWriter(path, **(_writer_settings(info, rgb.shape[1], rgb.shape[0]) | options))
             writer.write(rgb, pts)
     except BaseException:
         if writer is not None:
@@ -462,6 +447,30 @@ def write_video(path: str | Path, frames: Iterable[Frame | np.ndarray], info: Vi
         raise MediaError(Path(path), "no frames to write")
     writer.close()
     return writer.frames_written
+
+
+def check_writer(path: str | Path, info: VideoInfo, **options: Any) -> None:
+    """Raise what :func:`write_video` ``(path, frames, info, **options)`` would raise for its
+    codec, container, bit depth and audio — before any frame is made — and write nothing."""
+    VideoWriter(path, **(_writer_settings(info, info.width, info.height) | options)).abort()
+
+
+def _writer_settings(info: VideoInfo, width: int, height: int) -> dict[str, Any]:
+    """:class:`VideoWriter` arguments that carry ``info``'s timing, colour, rotation and audio."""
+    return {
+        "width": width,
+        "height": height,
+        "fps": info.fps,
+        "time_base": info.time_base,
+        "bit_depth": 8 if info.bit_depth <= 8 else 10,
+        # An RGB source's range tag (always full) says nothing about the YUV we write.
+        "color_range": info.color_range if info.colorspace != MATRIX_RGB else None,
+        "colorspace": info.colorspace,
+        "color_primaries": info.color_primaries,
+        "color_trc": info.color_trc,
+        "rotation": info.rotation,
+        "audio_from": info.path if info.has_audio else None,
+    }
 
 
 def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio_from: str | Path | None = None) -> int:
