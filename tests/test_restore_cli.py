@@ -85,6 +85,10 @@ def test_glob_and_single_file_and_refuse_overwrite(model_path, tmp_path):
     assert same.returncode == 1 and "overwrite" in same.stderr
     missing = run(str(tmp_path / "nope*.png"), "-o", str(tmp_path / "x"), "--model", str(model_path))
     assert missing.returncode == 2 and "nope" in missing.stderr
+    # One file and an output name with a suffix vidrestore does not write: a folder, and it says so.
+    folder = run(str(tmp_path / "p0.png"), "-o", str(tmp_path / "out.gif"), "--model", str(model_path))
+    assert folder.returncode == 0 and (tmp_path / "out.gif" / "p0.png").is_file()
+    assert "'.gif' is not an image or video suffix" in folder.stderr
 
 
 def test_strength_zero_returns_the_image_and_bad_strength_is_refused(model_path, tmp_path):

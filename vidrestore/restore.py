@@ -72,6 +72,8 @@ def restore_paths(
     output = Path(output)
     pairs = expand_inputs(inputs)
     single_file = len(pairs) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    if len(pairs) == 1 and not single_file and output.suffix and not output.is_dir():
+        log.warning("%s: %r is not an image or video suffix vidrestore writes, so this is a folder", output, output.suffix)
     report = RestoreReport()
     claimed: dict[Path, Path] = {}  # output → the input restored into it
     for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
