@@ -7,6 +7,7 @@ identity; frames are small so the suite stays fast.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -292,6 +293,9 @@ def test_saved_weights_are_byte_reproducible(model: UNet, tmp_path) -> None:
     reloaded, metadata = load_generator(path)
     assert metadata["hardware"] == "hardwarehardwarehardware"
     assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), model.state_dict().values()))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "weights to share get the usual permissions, not 0600"
 
 
 def test_restorer_leaves_the_callers_module_alone() -> None:

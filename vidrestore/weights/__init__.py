@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from safetensors import safe_open
 
 from vidrestore.errors import ModelError
@@ -62,16 +62,16 @@ def save_safetensors(path: str | Path, state: dict[str, torch.Tensor], metadata:
     """Write ``state`` and ``metadata`` to ``path`` atomically, byte for byte the same for the
     same contents: safetensors writes metadata in hash order (different on every run), so the
     header is rewritten with the metadata keys sorted — a weights file then has one checksum."""
+    data = bytearray(save(state, metadata=metadata))
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    ordered = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(ordered) <= size:  # same keys and values: the same length, padded as safetensors pads
+        data[8 : 8 + size] = ordered + b" " * (size - len(ordered))
+    # Written here, not by safetensors' save_file, which creates the file owner-only (0600).
     with atomic_output(path) as temporary:
-        save_file(state, str(temporary), metadata=metadata)
-        with open(temporary, "r+b") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            header = json.loads(handle.read(size))
-            header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
-            ordered = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
-            if len(ordered) <= size:  # same keys and values: the same length, padded as safetensors pads
-                handle.seek(8)
-                handle.write(ordered + b" " * (size - len(ordered)))
+        temporary.write_bytes(data)
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
