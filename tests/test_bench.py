@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import textured_image
 from vidrestore.bench.methods import BM3D, INPUT, REALESRGAN, VIDRESTORE, MissingDependency, bench_methods
@@ -32,12 +33,50 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     root = tmp_path_factory.mktemp("bench")
     for index, name in enumerate(("a.png", "b.png", "c.jpg")):
         write_image(root / "photos" / name, Image(pixels=textured_image(index)))
+    (root / "photos/empty.png").write_bytes(b"")  # unreadable: skipped with a warning
+    write_image(root / "photos/tiny.jpg", Image(pixels=textured_image(9, 20, 20)))  # too small for a crop or a clip
     out = root / "out"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(["bench", "--quick", "--photos", str(root / "photos"), "--out", str(out)])
     assert code == 0
     return out, json.loads((out / "results.json").read_text()), stdout.getvalue()
+
+
+def test_unreadable_and_tiny_photos_are_skipped(bench):
+    _, results, _ = bench
+    assert results["clips"]["sources"] == ["c.jpg"]  # not tiny.jpg, blown up to the clip size
+    assert results["images"]["count"] == 2
+
+
+def test_testset_skips_unreadable_and_too_small_photos(tmp_path, caplog):
+    from vidrestore.bench.testset import clip_set, crops
+
+    write_image(tmp_path / "good.png", Image(pixels=textured_image(0, 96, 96)))
+    write_image(tmp_path / "tiny.jpg", Image(pixels=textured_image(1, 20, 20)))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+    paths = [tmp_path / name for name in ("broken.jpg", "tiny.jpg", "good.png")]
+    assert len(crops(paths, size=32, per_image=1, seed=0)) == 1
+    clips = clip_set(paths, count=1, frames=3, width=64, height=48)
+    assert clips.sources == [tmp_path / "good.png"] and len(clips.clean[0]) == 3
+    assert "broken.jpg" in caplog.text and "tiny.jpg" in caplog.text
+    with pytest.raises(ValueError, match="no readable photo"):
+        clip_set(paths[:2], count=1, frames=3, width=64, height=48)
+
+
+def test_bad_out_or_device_fails_before_the_benchmark_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("vidrestore.bench.run_bench", lambda config: pytest.fail("the benchmark ran"))
+    write_image(tmp_path / "photos/a.png", Image(pixels=textured_image(0)))
+    (tmp_path / "afile").write_text("in the way")
+    assert main(["bench", "--quick", "--photos", str(tmp_path / "photos"), "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert "afile: exists and is not a folder" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.undo()
+    for device in ["gpu"] + ([] if torch.cuda.is_available() else ["cuda"]):
+        assert main(["bench", "--quick", "--photos", str(tmp_path / "photos"), "--out", str(tmp_path / "o"),
+                     "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert f"{device!r}" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_every_method_has_a_row_in_report_json_and_stdout(bench):

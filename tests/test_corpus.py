@@ -108,8 +108,8 @@ def test_group_key_folds_resolutions_of_one_picture() -> None:
     assert group_key(Path("usr/share/wallpapers/Kay/contents/images_dark/5120x2880.png")) == "wallpapers/Kay/images_dark"
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
-def test_build_corpus_from_a_deb_unpacks_bundles_dedupes_and_skips_bad_files(tmp_path: Path) -> None:
+def make_deb(tmp_path: Path) -> Path:
+    """``photos-test.deb``: a picture at two resolutions, a copy, a link, a broken JPEG and a Qt bundle."""
     root = tmp_path / "pkg"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN/control").write_text(
@@ -125,7 +125,15 @@ def test_build_corpus_from_a_deb_unpacks_bundles_dedupes_and_skips_bad_files(tmp
     (share / "animals.rcc").write_bytes(make_rcc({"res/owl.png": png(40, 60, 4), "res/Main.qml": b"Item {}"}, compress={"res/owl.png"}))
     deb = tmp_path / "photos-test.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True)
+    return deb
 
+
+needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+
+
+@needs_dpkg
+def test_build_corpus_from_a_deb_unpacks_bundles_dedupes_and_skips_bad_files(tmp_path: Path) -> None:
+    deb = make_deb(tmp_path)
     entries = build_corpus(tmp_path / "corpus", debs=[deb], val_fraction=0.0)
 
     by_group = {e.group: e for e in entries}
@@ -137,3 +145,29 @@ def test_build_corpus_from_a_deb_unpacks_bundles_dedupes_and_skips_bad_files(tmp
     manifest = json.loads((tmp_path / "corpus/manifest.json").read_text())
     assert sorted(f["file"] for f in manifest["files"]) == sorted(e.file for e in entries)
     assert all(e.split == "train" for e in entries)
+
+
+@needs_dpkg
+def test_a_rerun_with_another_split_leaves_no_picture_in_both(tmp_path: Path) -> None:
+    deb, out = make_deb(tmp_path), tmp_path / "corpus"
+    assert {e.split for e in build_corpus(out, debs=[deb], val_fraction=0.0)} == {"train"}
+    entries = build_corpus(out, debs=[deb], val_fraction=1.0)
+    assert {e.split for e in entries} == {"val"}
+    on_disk = sorted(p.relative_to(out).as_posix() for split in ("train", "val") for p in (out / split).rglob("*") if p.is_file())
+    assert on_disk == sorted(e.file for e in entries)
+
+
+@needs_dpkg
+def test_bad_deb_or_val_fraction_is_a_one_line_error_before_any_output(tmp_path: Path, capsys) -> None:
+    from vidrestore.cli import main
+
+    (tmp_path / "text.deb").write_text("not a Debian package")
+    cases = [(["--deb", str(tmp_path / "missing.deb")], "no such .deb file"),
+             (["--deb", str(tmp_path / "text.deb")], "not a readable Debian package"),
+             (["--deb", str(tmp_path / "text.deb"), "--val-fraction", "5"], "val_fraction must be in [0, 1]"),
+             (["--deb", str(tmp_path / "text.deb"), "--val-fraction", "-1"], "val_fraction must be in [0, 1]")]
+    for argv, message in cases:
+        assert main(["corpus", str(tmp_path / "corpus"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "corpus").exists()

@@ -137,3 +137,10 @@ def test_thresholds_and_model_errors(mixed, tmp_path, capsys):
         CurateConfig(min_background=2.0)
     with pytest.raises(ValueError, match="differ"):
         curate(mixed, mixed, CurateConfig(min_class="poor"), progress=False)
+
+
+def test_videos_are_left_out_and_counted(mixed, tmp_path, capsys):
+    (mixed / "clip.mp4").write_bytes(b"not judged: curate takes photos only")
+    assert main(["curate", str(mixed), str(tmp_path / "out"), "--min-class", "poor", "--jobs", "1"]) == 0
+    assert "videos left out: 1 (curate judges photos only)" in capsys.readouterr().out
+    assert "clip.mp4" not in _manifest(tmp_path / "out")

@@ -493,6 +493,41 @@ def test_config_rejects_impossible_settings() -> None:
         DegradeConfig(order=("blur", "vignette"))
 
 
+@pytest.mark.parametrize("data, message", [
+    ({"noise": {"probability": 2}}, "noise.probability must be a probability in [0, 1]"),
+    ({"noise": {"probability": -1}}, "noise.probability"),
+    ({"jpeg": {"quality": [0, 500]}}, "jpeg.quality must be two integers low,high with 1 <= low <= high <= 100"),
+    ({"jpeg": {"quality": [90, 30]}}, "jpeg.quality"),
+    ({"blur": {"kernel_size": [4, 4]}}, "blur.kernel_size"),
+    ({"blur": {"sigma": [0.0, 1.0]}}, "blur.sigma"),
+    ({"noise": {"gaussian_sigma": [0.0, 0.1]}}, "noise.gaussian_sigma"),
+    ({"noise": {"kind_weights": [0, 0, 0]}}, "noise.kind_weights"),
+    ({"resample": {"scale": [0.5, 2.0]}}, "resample.scale"),
+    ({"resample": {"modes": ["lanczos"]}}, "resample.modes"),
+    ({"h264": {"crf": [10, 60]}}, "h264.crf"),
+    ({"h264": {"presets": ["fastest"]}}, "h264.presets"),
+    ({"mpeg2": {"qscale": [0, 5]}}, "mpeg2.qscale"),
+    ({"temporal_noise": {"period": [0.0, 8.0]}}, "temporal_noise.period"),
+    ({"noise": {"probability": "high"}}, "noise.probability"),
+    ({"noise": 5}, "noise must be a group of NoiseConfig fields"),
+])
+def test_config_values_are_checked_when_built_naming_the_key(data, message) -> None:
+    """A value an operator would reject fails at once, not when a sample happens to draw it."""
+    with pytest.raises(ValueError) as error:
+        DegradeConfig.from_dict(data)
+    assert message in str(error.value)
+
+
+def test_overrides_are_checked_naming_the_key() -> None:
+    from vidrestore.train.config import apply_overrides
+
+    with pytest.raises(ValueError, match="noise.probability"):
+        apply_overrides(DegradeConfig(), ["noise.probability=1.5"])
+    with pytest.raises(ValueError, match="jpeg.quality"):
+        apply_overrides(DegradeConfig(), ["jpeg.quality=90,30"])
+    assert apply_overrides(DegradeConfig(), ["jpeg.quality=30,90"]).jpeg.quality == (30, 90)
+
+
 def test_sampled_parameters_respect_configured_ranges() -> None:
     config = all_on_config()
     quality, sizes, lengths, angles = [], [], [], []

@@ -10,9 +10,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import textured_image
-from vidrestore.degrade import Plan, apply_plan
+from vidrestore.cli import main
+from vidrestore.degrade import DegradeConfig, Plan, apply_plan
+from vidrestore.degrade.sample import NoiseConfig
 from vidrestore.io import Image, VideoReader, VideoWriter, probe, read_image, to_float, write_image
 from vidrestore.pairs import write_pairs
 
@@ -73,7 +76,7 @@ def test_resume_skips_finished_and_repairs_a_cut_manifest(tmp_path):
     assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items()), "finished files were rewritten"
     assert digests(out) == reference
     keys = [json.loads(line)["key"] for line in manifest.read_text().splitlines()]
-    assert len([k for k in keys if not k.startswith("broken")]) == len(set(keys) - {"broken.png#v0"}) == 4
+    assert len([k for k in keys if not k.startswith("broken")]) == len({k for k in keys if not k.startswith("broken")}) == 4
 
 
 def test_video_pairs_keep_timing_and_audio(tmp_path):
@@ -97,3 +100,47 @@ def test_cli_degrade(tmp_path):
     assert "degraded 8" in result.stdout and "failed 2" in result.stdout  # broken.png, both variants
     records = [json.loads(line) for line in open(tmp_path / "o/manifest.jsonl")]
     assert all(any(op["op"] == "jpeg" for op in r["plan"]["ops"]) for r in records if "plan" in r)
+
+
+def test_output_folder_in_the_input_folder_is_refused(tmp_path):
+    source = make_inputs(tmp_path)
+    before = sorted(source.rglob("*"))
+    for out in (source, source / "pairs"):
+        with pytest.raises(ValueError, match="inside"):
+            write_pairs(source, out, jobs=1, progress=False)
+    assert sorted(source.rglob("*")) == before  # nothing written, so nothing to degrade again later
+
+
+def test_rerun_with_other_settings_is_refused_and_the_same_settings_resume(tmp_path, capsys):
+    source = make_inputs(tmp_path)
+    out = tmp_path / "out"
+    write_pairs(source, out, seed=1, jobs=1, progress=False)
+    reference, manifest = digests(out), (out / "manifest.jsonl").read_text()
+    for other in ({"seed": 2}, {"seed": 1, "config": DegradeConfig(noise=NoiseConfig(probability=1.0))}):
+        with pytest.raises(ValueError, match="another --seed, --config or --set"):
+            write_pairs(source, out, **other, jobs=1, progress=False)
+    assert main(["degrade", str(source), str(out), "--seed", "1", "--set", "noise.probability=1", "--jobs", "1"]) == 2
+    assert "delete it to start over" in capsys.readouterr().err
+    assert digests(out) == reference and (out / "manifest.jsonl").read_text() == manifest
+    counts = write_pairs(source, out, seed=1, jobs=1, progress=False)
+    assert (counts["done"], counts["skipped"]) == (0, 4)
+
+
+def test_bad_inputs_and_settings_fail_up_front_with_one_line(tmp_path, capsys):
+    source = make_inputs(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/notes.txt").write_text("no media")
+    (tmp_path / "bad.json").write_text('{"noise": 5}')
+    cases = [
+        ([str(tmp_path / "empty"), str(tmp_path / "o1")], "no images or videos"),
+        ([str(source), str(tmp_path / "o2"), "--variants", "0"], "variants must be >= 1"),
+        ([str(source), str(tmp_path / "o3"), "--config", str(tmp_path / "bad.json")], "noise must be a group"),
+        ([str(source), str(tmp_path / "o4"), "--set", "noise.probability=2"], "noise.probability"),
+        ([str(source), str(tmp_path / "o5"), "--set", "jpeg.quality=90,30"], "jpeg.quality"),
+        ([str(tmp_path / "missing"), str(tmp_path / "o6")], "no such file"),
+    ]
+    for argv, message in cases:
+        assert main(["degrade", *argv, "--jobs", "1"]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 7))  # nothing created before the check

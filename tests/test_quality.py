@@ -200,10 +200,10 @@ def test_labeller_writes_classes_with_severities_and_resumes(tmp_path):
         write_image(clean / "sub" / f"photo{index}.png", Image(pixels=photo_like(index, 200, 240)))
     (clean / "notes.txt").write_text("not an image")
     counts = label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=64, seed=3, jobs=1, progress=False)
-    assert counts == {"photos": 2, "samples": 12, "skipped": 0, "failed": 0}
+    assert counts == {"photos": 2, "samples": 12, "skipped": 0, "too_small": 0, "failed": 0}
     for label in CLASSES:
-        assert sorted(p.name for p in (tmp_path / "out" / label).iterdir()) == [
-            f"sub__photo{i}__c{k:03d}.png" for i in range(2) for k in range(2)
+        assert sorted(p.relative_to(tmp_path / "out" / label).as_posix() for p in (tmp_path / "out" / label).rglob("*.png")) == [
+            f"sub/photo{i}.png__c{k:03d}.png" for i in range(2) for k in range(2)
         ]
     rows = list(csv.DictReader(open(tmp_path / "out/labels.csv")))
     assert len(rows) == 12
@@ -217,8 +217,39 @@ def test_labeller_writes_classes_with_severities_and_resumes(tmp_path):
     assert all(i.severity is not None for i in items)
     before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")}
     again = label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=64, seed=3, jobs=1, progress=False)
-    assert again == {"photos": 2, "samples": 0, "skipped": 2, "failed": 0}
+    assert again == {"photos": 2, "samples": 0, "skipped": 2, "too_small": 0, "failed": 0}
     assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")} == before
+
+
+def test_labeller_keeps_photos_with_the_same_stem_apart(tmp_path):
+    from vidrestore.io import read_image
+
+    clean = tmp_path / "clean"
+    for seed, name in enumerate(("x.png", "x.jpg", "a/b.png", "a__b.png")):
+        write_image(clean / name, Image(pixels=photo_like(seed, 96, 96)))
+    counts = label_folder(clean, tmp_path / "out", crops_per_image=1, crop_size=64, scale_range=(1.0, 1.0), seed=0,
+                          jobs=1, progress=False)
+    assert counts["samples"] == 12
+    rows = list(csv.DictReader(open(tmp_path / "out/labels.csv")))
+    assert len({r["path"] for r in rows}) == 12  # one sample file per row
+    for row in (r for r in rows if r["label"] == "good"):  # a good sample is its own source's crop, nearly untouched
+        top, left = int(row["top"]), int(row["left"])
+        source = to_float(read_image(clean / row["source"]).pixels)[top : top + 64, left : left + 64]
+        assert np.abs(to_float(read_image(tmp_path / "out" / row["path"]).pixels) - source).mean() < 0.03, row  # another photo: ≈ 0.2
+
+
+def test_labeller_skips_photos_smaller_than_the_crop(tmp_path, capsys):
+    clean = tmp_path / "clean"
+    write_image(clean / "big.png", Image(pixels=photo_like(1, 96, 128)))
+    write_image(clean / "small.png", Image(pixels=photo_like(2, 20, 20)))
+    write_image(clean / "narrow.png", Image(pixels=photo_like(3, 200, 40)))
+    write_image(clean / "dot.png", Image(pixels=photo_like(4, 1, 1)))
+    counts = label_folder(clean, tmp_path / "out", crops_per_image=1, crop_size=64, seed=0, jobs=1, progress=False)
+    assert counts == {"photos": 4, "samples": 3, "skipped": 0, "too_small": 3, "failed": 0}
+    assert {r["source"] for r in csv.DictReader(open(tmp_path / "out/labels.csv"))} == {"big.png"}
+    assert main(["quality", "label", str(clean), str(tmp_path / "cli"), "--crops-per-image", "1", "--crop-size", "64",
+                 "--jobs", "1"]) == 0
+    assert "3 samples written, 0 photos already done, 3 smaller than a 64² crop (skipped)" in capsys.readouterr().out
 
 
 def test_load_labels_from_csv_and_errors(tmp_path, labelled):
@@ -265,9 +296,14 @@ def test_resume_reproduces_uninterrupted_run(labelled, tmp_path):
 
 
 def test_early_stopping(labelled, tmp_path):
-    summary = train_quality(tiny_config(labelled, tmp_path, "epochs=20", "samples_per_epoch=8", "patience=1", "lr=1e-9"),
-                            progress=False)
+    config = tiny_config(labelled, tmp_path, "epochs=20", "samples_per_epoch=8", "patience=1", "lr=1e-9")
+    summary = train_quality(config, progress=False)
     assert summary["stopped_early"] and summary["epoch"] < 20
+    # A finished run stays finished: resuming trains no further epoch and rewrites no model.
+    files = {name: (tmp_path / name).read_bytes() for name in ("metrics.jsonl", "last.safetensors", "checkpoint.pt")}
+    again = train_quality(config, resume=True, progress=False)
+    assert again["stopped_early"] and again["epoch"] == summary["epoch"]
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
 
 
 # ------------------------------------------------------------------------------------ model files
@@ -350,6 +386,11 @@ def test_predict_cli_formats(trained, tmp_path, capsys):
     assert lines[0].split() == ["class", "p_poor", "p_medium", "p_good", "score", "path"]
     fields = lines[1].split()
     assert fields[0] == by_name["good.png"]["class"] and fields[-1].endswith("good.png") and len(lines) == 2
+
+    for device in ["gpu"] + ([] if torch.cuda.is_available() else ["cuda"]):  # one line, no traceback
+        assert main(["quality", "predict", str(media / "good.png"), "--model", model, "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert f"{device!r}" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_cli_label_and_train_end_to_end(labelled, tmp_path, capsys):

@@ -122,8 +122,8 @@ def _cmd_quality_label(args: argparse.Namespace) -> int:
     low, high = (float(v) for v in args.scale_range.split(","))
     counts = label_folder(args.clean_dir, args.out_dir, crops_per_image=args.crops_per_image, crop_size=args.crop_size,
                           scale_range=(low, high), seed=args.seed, jobs=args.jobs)
-    print(f"{counts['samples']} samples written, {counts['skipped']} photos already done, "
-          f"{counts['failed']} failed -> {args.out_dir}")
+    print(f"{counts['samples']} samples written, {counts['skipped']} photos already done, {counts['too_small']} "
+          f"smaller than a {args.crop_size}² crop (skipped), {counts['failed']} failed -> {args.out_dir}")
     return 1 if counts["failed"] else 0
 
 
@@ -170,6 +170,8 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     reasons = ", ".join(f"{k} {counts[k]}" for k in ("too_small", "flat_background", "low_quality", "unreadable"))
     print(f"kept {counts['kept']}, rejected {counts['rejected']} ({reasons}), already in the manifest "
           f"{counts['skipped']} -> {Path(args.out_dir) / 'manifest.csv'}")
+    if counts["videos"]:
+        print(f"videos left out: {counts['videos']} (curate judges photos only)")
     return 0
 
 
@@ -185,6 +187,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import dataclasses
 
     from vidrestore.bench import BenchConfig, run_bench, summary, write_report
+    from vidrestore.bench.report import prepare_out
 
     engine = {"device": args.device, "precision": args.precision, "tile": args.tile,
               "tile_overlap": args.tile_overlap, "batch_size": args.batch_size}
@@ -194,6 +197,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                  "clip_frames": args.frames, "clip_width": width, "clip_height": height, "model": args.model}
     config = dataclasses.replace(config, engine=engine, **{k: v for k, v in overrides.items() if v is not None})
     logging.getLogger("vidrestore.bench").setLevel(logging.INFO)  # progress: the full run takes minutes
+    prepare_out(args.out)  # a bad --out fails now, not after the whole benchmark
     result = run_bench(config)
     report = write_report(result, args.out, command="vidrestore " + shlex.join(args.argv))
     print(summary(result))
@@ -231,9 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.set_defaults(func=_cmd_corpus)
 
-    p = sub.add_parser("degrade", help="write a reproducible degraded/clean paired set with a JSONL manifest")
+    p = sub.add_parser(
+        "degrade", help="write a reproducible degraded/clean paired set with a JSONL manifest",
+        description="Write a reproducible degraded/clean paired set. Running the same command again resumes: "
+                    "what the manifest lists is skipped. OUTPUT must be a new folder, or one made with the same "
+                    "--seed, --config and --set: other settings are refused rather than mixed with the old pairs "
+                    "(write to another folder, or delete OUTPUT to start over).")
     p.add_argument("input", help="image/video file or folder (recursive)")
-    p.add_argument("output", help="output folder (degraded/, clean/, manifest.jsonl)")
+    p.add_argument("output", help="output folder (degraded/, clean/, manifest.jsonl); not INPUT or inside it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", type=int, default=1, help="degraded copies per file (default 1)")
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")

@@ -11,6 +11,8 @@ files already downloaded), unpacks them with ``dpkg -x``, and collects their ima
 Groups are split into train/validation by a hash of the group name, so no picture (nor another
 resolution of it) is in both. ``OUT_DIR/manifest.json`` records each file's package, version,
 original path, size and hash; the packages' copyright files are copied to ``OUT_DIR/licenses``.
+A re-run into the same folder (say with another ``val_fraction``) replaces the earlier corpus:
+pictures it put in the other split, or that are no longer part of the corpus, are removed.
 Curation (photo vs graphic, quality) is a separate step: ``vidrestore curate``.
 """
 
@@ -86,9 +88,29 @@ def _download(packages: tuple[str, ...], into: Path) -> list[Path]:
     return sorted(into.glob("*.deb"))
 
 
+def _dpkg_deb(deb: Path, *args: str) -> str:
+    """``dpkg-deb ARGS`` on ``deb``; its stdout, or a one-line error naming the file."""
+    try:
+        result = subprocess.run(["dpkg-deb", *args], check=True, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise VidrestoreError("dpkg-deb not found (install dpkg)") from exc
+    except subprocess.CalledProcessError as exc:
+        raise VidrestoreError(f"{deb}: not a readable Debian package ({' '.join(exc.stderr.split())})") from exc
+    return result.stdout
+
+
 def _deb_field(deb: Path, field: str) -> str:
-    result = subprocess.run(["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True)
-    return result.stdout.strip()
+    return _dpkg_deb(deb, "-f", str(deb), field).strip()
+
+
+def _previous_files(out_dir: Path) -> set[str]:
+    """The split files (``train/…``, ``val/…``) an earlier run's manifest lists."""
+    try:
+        files = json.loads((out_dir / "manifest.json").read_text())["files"]
+        names = {entry["file"] for entry in files}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and n.split("/")[0] in ("train", "val") and ".." not in n.split("/")}
 
 
 def _unpack_rcc(bundle: Path) -> None:
@@ -126,18 +148,25 @@ def build_corpus(
     val_fraction: float = 0.2,
 ) -> list[CorpusEntry]:
     """Download/unpack ``packages`` (or use ``debs``) and write the split corpus to ``out_dir``."""
+    from vidrestore.io._files import atomic_output
+
     out_dir = Path(out_dir)
+    if not 0.0 <= val_fraction <= 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
+    for deb in debs or []:
+        if not Path(deb).is_file():
+            raise FileNotFoundError(f"{deb}: no such .deb file")
     with tempfile.TemporaryDirectory(prefix="vidrestore-corpus-") as tmp:
         work = Path(tmp)
         debs = [Path(d).resolve() for d in debs] if debs else _download(packages, work)
+        fields = [(deb, _deb_field(deb, "Package"), _deb_field(deb, "Version")) for deb in debs]  # bad .deb: fail now
         candidates: dict[str, list[tuple[Path, Path, str, str]]] = {}
         seen_hashes: set[str] = set()
         licenses = out_dir / "licenses"
         licenses.mkdir(parents=True, exist_ok=True)
-        for deb in debs:
-            package, version = _deb_field(deb, "Package"), _deb_field(deb, "Version")
+        for deb, package, version in fields:
             root = work / package
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            _dpkg_deb(deb, "-x", str(deb), str(root))
             for copyright_file in root.glob("usr/share/doc/*/copyright"):
                 shutil.copyfile(copyright_file, licenses / f"{package}.copyright")
             for bundle in sorted(root.rglob("*.rcc")):
@@ -154,6 +183,7 @@ def build_corpus(
                 relative = path.relative_to(root)
                 candidates.setdefault(group_key(relative), []).append((path, relative, package + "\t" + version, digest))
         entries = []
+        previous = _previous_files(out_dir)
         for group, files in sorted(candidates.items()):
             sized = [(size, p, rel, pv, digest) for p, rel, pv, digest in files if (size := _image_size(p))]
             if not sized:
@@ -162,9 +192,10 @@ def build_corpus(
             package, version = package_version.split("\t")
             split = _split_of(group, val_fraction)
             name = group.replace("/", "__").replace(" ", "_") + path.suffix.lower()
-            target = out_dir / split / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
+            with atomic_output(out_dir / split / name) as temporary:
+                shutil.copyfile(path, temporary)
+            # An earlier run may have put this picture in the other split.
+            (out_dir / ("train" if split == "val" else "val") / name).unlink(missing_ok=True)
             entries.append(
                 CorpusEntry(
                     file=f"{split}/{name}",
@@ -178,6 +209,8 @@ def build_corpus(
                     sha256=digest,
                 )
             )
+    for stale in previous - {e.file for e in entries}:
+        (out_dir / stale).unlink(missing_ok=True)
     manifest = {"packages": list(packages), "val_fraction": val_fraction, "files": [asdict(e) for e in entries]}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     log.info("corpus: %d train, %d val images in %s", sum(e.split == "train" for e in entries),

@@ -1,7 +1,7 @@
 """Curate candidate training images: ``vidrestore curate IN_DIR OUT_DIR``.
 
-An image under ``IN_DIR`` (recursive) is kept when, checked in this order (the first failure is
-the rejection reason written to the manifest):
+An image under ``IN_DIR`` (recursive; videos are left out, and counted) is kept when, checked in
+this order (the first failure is the rejection reason written to the manifest):
 
 1. ``unreadable:<message>`` — it decodes (a damaged file is rejected, never a crash);
 2. ``too_small`` — both sides are at least ``min_size`` pixels (default 500);
@@ -229,8 +229,9 @@ def curate(
     jobs: int | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Judge every image under ``in_dir``; returns counts ``{"kept", "rejected", "skipped"}`` and
-    per-reason counts (``"too_small"``, ``"flat_background"``, ``"low_quality"``, ``"unreadable"``)."""
+    """Judge every image under ``in_dir``; returns counts ``{"kept", "rejected", "skipped"}``,
+    per-reason counts (``"too_small"``, ``"flat_background"``, ``"low_quality"``, ``"unreadable"``)
+    and ``"videos"``, the videos left out (curation judges photos only)."""
     from vidrestore.quality import _pool_map
 
     config = config or CurateConfig()
@@ -244,9 +245,12 @@ def curate(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
     done = _read_manifest(manifest_path)
-    tasks = []
+    tasks, videos = [], 0
     for path in list_media(in_dir):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS or path.is_relative_to(out_dir):
+        if path.is_relative_to(out_dir):
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            videos += 1
             continue
         relative = path.relative_to(in_dir).as_posix() if path.is_relative_to(in_dir) else path.name
         previous = done.get(relative)
@@ -255,7 +259,7 @@ def curate(
         elif previous["decision"] == "keep" and not (out_dir / relative).is_file():
             _place(path, out_dir / relative, config.link)  # a kept file deleted since: put it back
     counts = {"kept": 0, "rejected": 0, "skipped": len(done), "too_small": 0, "flat_background": 0,
-              "low_quality": 0, "unreadable": 0}
+              "low_quality": 0, "unreadable": 0, "videos": videos}
     jobs = min(jobs or os.cpu_count() or 1, max(1, len(tasks)))
     exists = manifest_path.is_file() and manifest_path.stat().st_size > 0
     with open(manifest_path, "a", newline="") as handle, tqdm(total=len(tasks), disable=not progress,

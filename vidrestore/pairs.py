@@ -12,8 +12,11 @@ depend on which other files are in the folder — and applied:
 
 ``OUT/manifest.jsonl`` gets one JSON line per finished output with its plan (every parameter
 and noise seed), written after the output file is complete (files are written atomically).
-A re-run skips what the manifest lists, so an interrupted run resumes without redoing or
-corrupting finished files. Work is spread over ``jobs`` processes.
+A re-run with the same seed and config skips what the manifest lists, so an interrupted run
+resumes without redoing or corrupting finished files; a re-run with another seed or config is
+refused (its pairs would mix with the old ones under the same names): write to another folder, or
+delete ``OUT`` to start over. ``OUT`` may not be ``IN`` or inside it (a re-run would degrade its own
+outputs). Work is spread over ``jobs`` processes.
 """
 
 from __future__ import annotations
@@ -53,10 +56,11 @@ class PairTask:
     seed: int
     out_dir: Path
     config: dict[str, Any]
+    settings: str  # digest of the run's seed and config (see _settings_digest)
 
     @property
     def key(self) -> str:
-        return f"{self.relative}#v{self.variant}"
+        return f"{self.relative}#v{self.variant}#{self.settings}"
 
     @property
     def is_video(self) -> bool:
@@ -68,9 +72,16 @@ def _derive_seed(seed: int, relative: str, variant: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def _settings_digest(seed: int, config: DegradeConfig) -> str:
+    """What a pair depends on besides its source: the run's seed and degradation config."""
+    text = json.dumps({"seed": seed, "config": config.to_dict()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def plan_tasks(in_path: Path, out_dir: Path, *, seed: int, variants: int, config: DegradeConfig) -> list[PairTask]:
     in_path = Path(in_path)
     root = in_path if in_path.is_dir() else in_path.parent
+    settings = _settings_digest(seed, config)
     tasks = []
     for source in list_media(in_path):
         try:
@@ -78,9 +89,8 @@ def plan_tasks(in_path: Path, out_dir: Path, *, seed: int, variants: int, config
         except ValueError:  # a link that points outside IN
             relative = source.name
         for variant in range(variants):
-            tasks.append(
-                PairTask(source, relative, variant, _derive_seed(seed, relative, variant), out_dir, config.to_dict())
-            )
+            tasks.append(PairTask(source, relative, variant, _derive_seed(seed, relative, variant), out_dir,
+                                  config.to_dict(), settings))
     return tasks
 
 
@@ -149,7 +159,8 @@ def _degrade_video(task: PairTask, plan: Plan) -> str:
 
 def run_task(task: PairTask) -> dict[str, Any]:
     """Degrade one (file, variant); returns its manifest record (``error`` set on failure)."""
-    record: dict[str, Any] = {"key": task.key, "source": task.relative, "variant": task.variant, "seed": task.seed}
+    record: dict[str, Any] = {"key": task.key, "source": task.relative, "variant": task.variant, "seed": task.seed,
+                              "settings": task.settings}
     try:
         plan = sample_plan(DegradeConfig.from_dict(task.config), task.seed)
         record["degraded"] = (_degrade_video if task.is_video else _degrade_image)(task, plan)
@@ -163,8 +174,8 @@ def run_task(task: PairTask) -> dict[str, Any]:
 
 
 def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished records by key. A crash can leave a cut last line (and earlier runs' failures);
-    the manifest is rewritten atomically with just the good records so appends stay clean."""
+    """Finished records by key (a crash can leave a cut last line; earlier runs' failures are
+    left out)."""
     done: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return done
@@ -176,9 +187,6 @@ def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
                 continue  # a line cut by a crash: that task is redone
             if "error" not in record:
                 done[record["key"]] = record
-    tmp = path.with_name("." + path.name + ".partial")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
-    os.replace(tmp, path)
     return done
 
 
@@ -193,15 +201,36 @@ def write_pairs(
     progress: bool = True,
 ) -> dict[str, int]:
     """Degrade everything under ``in_path`` into ``out_dir``; returns counts
-    ``{"done", "skipped", "failed"}``. Failures are logged and listed in the manifest."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ``{"done", "skipped", "failed"}``. Failures are logged and listed in the manifest.
+
+    Raises:
+        FileNotFoundError: ``in_path`` does not exist.
+        ValueError: nothing to degrade, ``variants`` < 1, ``out_dir`` is ``in_path`` or inside it,
+            or ``out_dir`` holds pairs made with another seed or config.
+    """
+    in_path, out_dir = Path(in_path), Path(out_dir)
+    if variants < 1:
+        raise ValueError(f"variants must be >= 1, got {variants}")
+    if in_path.is_dir() and out_dir.resolve().is_relative_to(in_path.resolve()):
+        raise ValueError(f"{out_dir}: the output folder must not be the input folder or inside it "
+                         "(a re-run would degrade its own outputs)")
     config = config or DegradeConfig()
+    tasks = plan_tasks(in_path, out_dir, seed=seed, variants=variants, config=config)
+    if not tasks:
+        raise ValueError(f"{in_path}: no images or videos to degrade")
+    out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
+    done = _read_manifest(manifest_path)
+    others = sum(record.get("settings") != tasks[0].settings for record in done.values())
+    if others:
+        raise ValueError(f"{out_dir} holds {others} pairs made with another --seed, --config or --set; write to "
+                         "another folder, or delete it to start over")
     for stale in out_dir.rglob(".*.partial*"):  # temp files of a killed run (one run per folder)
         stale.unlink(missing_ok=True)
-    done = _read_manifest(manifest_path)
-    tasks = plan_tasks(Path(in_path), out_dir, seed=seed, variants=variants, config=config)
+    # Rewritten with just the good records, so that appends after a cut last line stay clean.
+    tmp = manifest_path.with_name("." + manifest_path.name + ".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    os.replace(tmp, manifest_path)
     pending = [t for t in tasks if t.key not in done or not (out_dir / done[t.key]["degraded"]).is_file()]
     counts = {"done": 0, "skipped": len(tasks) - len(pending), "failed": 0}
     jobs = jobs or os.cpu_count() or 1

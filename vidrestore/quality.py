@@ -26,9 +26,11 @@ Three parts, each behind one ``vidrestore quality`` sub-command:
     Each sample also gets a numeric ``severity`` (:func:`plan_severity`): the sum over its ops of
     a per-op value that is 0 for no change, about 0.25–0.7 inside the medium ranges and ≥ 1 at the
     start of the poor ranges (blur σ/2.5, motion length/8, (scale − 1)/2, noise σ/0.06,
-    JPEG (100 − quality)/70). Output: ``OUT/{poor,medium,good}/<photo>__c<k>.png`` (lossless, so
-    the pixels hold exactly the degradation) and ``OUT/labels.csv`` (path, label, severity,
-    source, scale, top, left, plan as JSON). A re-run skips photos already complete.
+    JPEG (100 − quality)/70). Output: ``OUT/{poor,medium,good}/<photo>__c<k>.png``, ``<photo>``
+    being the photo's path under the input folder, extension included (lossless PNG, so the pixels
+    hold exactly the degradation) and ``OUT/labels.csv`` (path, label, severity, source, scale,
+    top, left, plan as JSON). Photos smaller than the crop on a side are skipped (enlarged, they
+    would be soft yet labelled good). A re-run skips photos already complete.
 
 ``train``
     :func:`train_quality` trains :class:`~vidrestore.nets.quality.QualityNet` with cross-entropy
@@ -294,17 +296,18 @@ class _LabelTask:
     seed: int
 
 
-def _label_one(task: _LabelTask) -> list[dict[str, str]] | str:
-    """All samples of one clean photo; the CSV rows, or an error message."""
+def _label_one(task: _LabelTask) -> tuple[str, list[dict[str, str]] | str]:
+    """All samples of one clean photo: ``("ok", CSV rows)``, or ``("failed" | "too_small", message)``."""
     from vidrestore.io import Image, from_float, write_image
 
     try:
         image = load_rgb_float(task.source)
     except VidrestoreError as exc:
-        return str(exc)
-    rng = np.random.default_rng([task.seed, zlib.crc32(task.relative.encode())])
-    stem = task.relative.rsplit(".", 1)[0].replace("/", "__")
+        return "failed", str(exc)
     height, width = image.shape[:2]
+    if min(height, width) < task.crop_size:
+        return "too_small", f"{task.source}: {width}×{height}, smaller than a {task.crop_size}² crop; skipped"
+    rng = np.random.default_rng([task.seed, zlib.crc32(task.relative.encode())])
     rows = []
     for index in range(task.crops):
         best = None
@@ -325,14 +328,14 @@ def _label_one(task: _LabelTask) -> list[dict[str, str]] | str:
         for label in CLASSES:
             plan = sample_class_plan(label, int(rng.integers(2**31 - 1)))
             pixels = from_float(apply_plan(clean, plan), np.uint8)
-            relative = f"{label}/{stem}__c{index:03d}.png"
+            relative = f"{label}/{task.relative}__c{index:03d}.png"
             write_image(task.out_dir / relative, Image(pixels=pixels))
             rows.append({
                 "path": relative, "label": label, "severity": f"{plan_severity(plan):.4f}", "source": task.relative,
                 "scale": f"{scale:.4f}", "top": str(top), "left": str(left),
                 "plan": json.dumps(plan.to_dict()["ops"]) if plan.ops else "",
             })
-    return rows
+    return "ok", rows
 
 
 def _rewrite_csv(path: Path, rows: Sequence[dict[str, str]], fields: Sequence[str]) -> None:
@@ -362,9 +365,8 @@ def label_folder(
 ) -> dict[str, int]:
     """Write a labelled set from the clean photos under ``clean_dir`` (see the module docstring).
 
-    Returns ``{"photos", "samples", "skipped", "failed"}``. Photos smaller than ``crop_size`` on
-    a side after the smallest scale are used at the largest crop that fits, resized up to
-    ``crop_size`` — avoid such sources."""
+    Returns ``{"photos", "samples", "skipped", "too_small", "failed"}``: ``skipped`` photos were
+    complete already, ``too_small`` ones are smaller than ``crop_size`` on a side and left out."""
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     if not 0 < scale_range[0] <= scale_range[1] <= 1.0:
         raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1, got {scale_range}")
@@ -390,18 +392,18 @@ def label_folder(
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
         if relative not in complete:
             tasks.append(_LabelTask(path, relative, out_dir, crops_per_image, crop_size, tuple(scale_range), seed))
-    counts = {"photos": len(sources), "samples": 0, "skipped": len(sources) - len(tasks), "failed": 0}
+    counts = {"photos": len(sources), "samples": 0, "skipped": len(sources) - len(tasks), "too_small": 0, "failed": 0}
     jobs = jobs or os.cpu_count() or 1
     with open(csv_path, "a", newline="") as handle, tqdm(total=len(tasks), disable=not progress, desc="label", unit="photo") as bar:
         writer = csv.DictWriter(handle, fieldnames=_LABEL_FIELDS)
-        for result in _pool_map(_label_one, tasks, jobs):
-            if isinstance(result, str):
-                counts["failed"] += 1
-                log.error("%s", result)
-            else:
+        for status, result in _pool_map(_label_one, tasks, jobs):
+            if status == "ok":
                 writer.writerows(result)
                 handle.flush()
                 counts["samples"] += len(result)
+            else:
+                counts[status] += 1
+                (log.error if status == "failed" else log.warning)("%s", result)
             bar.update(1)
     return counts
 
@@ -758,11 +760,13 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
         best = json.loads(state["best"])
         log.info("resumed from %s after epoch %d", checkpoint_path, epoch)
     extra = {"crop_size": str(config.crop_size), "crop_count": str(config.crop_count)}
-    stopped_early = interrupted = False
+    stopped_early, interrupted = resume and bad_epochs >= config.patience, False  # finished stays finished
+    if stopped_early:
+        log.info("%s stopped early after epoch %d; nothing to resume", out_dir, epoch)
     bar = tqdm(total=config.epochs * steps_per_epoch, initial=epoch * steps_per_epoch, disable=not progress,
                desc="quality", dynamic_ncols=True)
     try:
-        while epoch < config.epochs:
+        while epoch < config.epochs and not stopped_early:
             dataset.set_epoch(epoch)
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers,

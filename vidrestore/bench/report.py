@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from vidrestore.bench.methods import BM3D, REALESRGAN, VIDRESTORE
 from vidrestore.io._files import atomic_output
 
-__all__ = ["headline", "summary", "write_report"]
+__all__ = ["headline", "prepare_out", "summary", "write_report"]
 
 Row = dict[str, Any]
 
@@ -321,11 +322,24 @@ def _write_text(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
+def prepare_out(out: str | Path) -> Path:
+    """Create the report folder ``out`` if needed; a ValueError says why it cannot be used."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"report folder {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"report folder {out}: cannot be created ({exc.strerror or exc})") from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"report folder {out}: not writable")
+    return out
+
+
 def write_report(result: dict[str, Any], out: str | Path, command: str) -> Path:
     """Write ``report.md``, ``results.json`` (every figure, the headline and ``command``) and the
     plots into ``out`` (created); returns the report's path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(out)
     plots = write_plots(result, out)
     document = {"command": command, **result, "headline": headline(result)}
     text = json.dumps(_finite(document), indent=2, allow_nan=False, ensure_ascii=False)

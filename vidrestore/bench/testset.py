@@ -49,12 +49,16 @@ def photo_paths(folder: str | Path) -> list[Path]:
 
 def crops(paths: list[Path], *, size: int, per_image: int, seed: int, shrink: float = SHRINK) -> list[np.ndarray]:
     """``per_image`` random ``size``² float32 RGB crops of each photo after resizing by ``shrink``
-    (large wallpapers at full size are smoother than typical video frames); flat crops and photos
-    smaller than ``size`` after resizing are skipped."""
+    (large wallpapers at full size are smoother than typical video frames); flat crops, photos
+    smaller than ``size`` after resizing and unreadable photos are skipped (with a warning)."""
     rng = np.random.default_rng(seed)
     out = []
     for path in paths:
-        image = load_rgb_float(path)
+        try:
+            image = load_rgb_float(path)
+        except MediaError as exc:
+            log.warning("%s; skipped", exc)
+            continue
         if shrink != 1.0:
             image = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
         h, w = image.shape[:2]
@@ -138,15 +142,32 @@ def clip_set(
 ) -> ClipSet:
     """``count`` slow pans (:func:`~vidrestore.synth.pan_clip`, zoom 2) over the photos, JPEGs
     first (in a photo corpus those are camera pictures, the closest to filmed footage), each
-    degraded as a clip with ``config`` (default: the default config)."""
-    sources = sorted(paths, key=lambda p: p.suffix.lower() not in (".jpg", ".jpeg"))[:count]
+    degraded as a clip with ``config`` (default: the default config). Unreadable photos and
+    photos smaller than the ``width``×``height`` frame (they would be blown up) are skipped with
+    a warning, and the next photo is used."""
     config = config or DegradeConfig()
-    clean, degraded, plans = [], [], []
-    for index, path in enumerate(sources):
-        clip, _ = pan_clip(load_rgb_float(path), frames=frames, width=width, height=height, speed=1.5,
+    clean, degraded, plans, sources = [], [], [], []
+    for path in sorted(paths, key=lambda p: p.suffix.lower() not in (".jpg", ".jpeg")):
+        if len(sources) == count:
+            break
+        try:
+            image = load_rgb_float(path)
+        except MediaError as exc:
+            log.warning("%s; skipped", exc)
+            continue
+        if image.shape[0] < height or image.shape[1] < width:
+            log.warning("%s: %d×%d, smaller than a %d×%d clip frame; skipped", path, image.shape[1], image.shape[0],
+                        width, height)
+            continue
+        index = len(sources)
+        sources.append(path)
+        clip, _ = pan_clip(image, frames=frames, width=width, height=height, speed=1.5,
                            seed=CLIP_PAN_SEED + index, zoom=2.0)
         bad, plan = degrade_clip(clip, config, CLIP_DEGRADE_SEED + index)
         clean.append(clip)
         degraded.append(bad)
         plans.append(plan)
+    if count > 0 and not sources:
+        raise ValueError(f"no readable photo of at least {width}×{height} among {len(paths)} for the clips; "
+                         "use a smaller clip size")
     return ClipSet(clean=clean, degraded=degraded, plans=plans, sources=sources)

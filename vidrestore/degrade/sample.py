@@ -158,6 +158,34 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
+# Checked when a config is built, so a bad value fails at once, named, and not only when a sample
+# happens to draw it (possibly hours into a run).
+def _is_number(value: Any, integer: bool = False) -> bool:
+    kinds = int if integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_probability(key: str, value: Any) -> None:
+    if not (_is_number(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{key} must be a probability in [0, 1], got {value!r}")
+
+
+def _check_range(key: str, value: Any, low: float = -math.inf, high: float = math.inf, *, positive: bool = False,
+                 integer: bool = False) -> None:
+    """``value`` is ``(lo, hi)`` with ``low <= lo <= hi <= high`` (and ``lo > 0`` when ``positive``)."""
+    pair = isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v, integer) for v in value)
+    if not pair or not low <= value[0] <= value[1] <= high or (positive and value[0] <= 0):
+        left = "0 < low" if positive else f"{low:g} <= low" if low > -math.inf else "low"
+        right = f"high <= {high:g}" if high < math.inf else "high"
+        kind = "integers" if integer else "numbers"
+        raise ValueError(f"{key} must be two {kind} low,high with {left} <= {right}, got {value!r}")
+
+
+def _check_choices(key: str, value: Any, allowed: Any) -> None:
+    if not (isinstance(value, (tuple, list)) and value and all(v in allowed for v in value)):
+        raise ValueError(f"{key} must list one or more of {', '.join(sorted(allowed))}, got {value!r}")
+
+
 @dataclass
 class BlurConfig:
     """Isotropic Gaussian blur: odd kernel size in ``kernel_size``; σ in ``sigma`` capped at size/3."""
@@ -166,10 +194,15 @@ class BlurConfig:
     kernel_size: tuple[int, int] = (3, 13)
     sigma: tuple[float, float] = (0.3, 3.0)
 
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.kernel_size", self.kernel_size, 1, integer=True)
+        if self.kernel_size[0] == self.kernel_size[1] and self.kernel_size[0] % 2 == 0:
+            raise ValueError(f"{name}.kernel_size {self.kernel_size} holds no odd size")
+        _check_range(f"{name}.sigma", self.sigma, positive=True)
+
     def sample(self, rng: np.random.Generator) -> GaussianBlur:
         sizes = [k for k in range(self.kernel_size[0], self.kernel_size[1] + 1) if k % 2 == 1]
-        if not sizes:
-            raise ValueError(f"blur.kernel_size {self.kernel_size} holds no odd size")
         k = int(rng.choice(sizes))
         hi = max(self.sigma[0], min(self.sigma[1], k / 3.0))
         return GaussianBlur(kernel_size=k, sigma=round(_uniform(rng, (self.sigma[0], hi)), 4))
@@ -183,6 +216,11 @@ class MotionBlurConfig:
     length: tuple[float, float] = (0.0, 12.0)
     angle: tuple[float, float] = (0.0, 90.0)
 
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.length", self.length, 0.0)
+        _check_range(f"{name}.angle", self.angle)
+
     def sample(self, rng: np.random.Generator) -> MotionBlur:
         return MotionBlur(length=round(_uniform(rng, self.length), 3), angle=round(_uniform(rng, self.angle), 3))
 
@@ -195,6 +233,14 @@ class ResampleConfig:
     scale: tuple[float, float] = (1.2, 4.0)
     modes: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
     down_modes: tuple[str, ...] = ("bilinear", "bicubic", "area")
+
+    def check(self, name: str) -> None:
+        from vidrestore.degrade.ops import DOWN_MODES, RESAMPLE_MODES
+
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.scale", self.scale, 1.0)
+        _check_choices(f"{name}.modes", self.modes, RESAMPLE_MODES)
+        _check_choices(f"{name}.down_modes", self.down_modes, DOWN_MODES)
 
     def sample(self, rng: np.random.Generator) -> Resample:
         return Resample(
@@ -215,6 +261,18 @@ class NoiseConfig:
     poisson_lam: tuple[float, float] = (25.0, 2000.0)
     snr: tuple[float, float] = (0.95, 0.999)
     gray_probability: float = 0.3
+
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        weights = self.kind_weights
+        if not (isinstance(weights, (tuple, list)) and len(weights) == 3 and all(_is_number(w) and w >= 0 for w in weights)
+                and sum(weights) > 0):
+            raise ValueError(f"{name}.kind_weights must be three weights >= 0, not all 0, got {weights!r}")
+        _check_range(f"{name}.gaussian_mean", self.gaussian_mean)
+        _check_range(f"{name}.gaussian_sigma", self.gaussian_sigma, positive=True)
+        _check_range(f"{name}.poisson_lam", self.poisson_lam, positive=True)
+        _check_range(f"{name}.snr", self.snr, 0.0, 1.0)
+        _check_probability(f"{name}.gray_probability", self.gray_probability)
 
     def sample(self, rng: np.random.Generator) -> GaussianNoise | PoissonNoise | SaltAndPepper:
         weights = np.asarray(self.kind_weights, dtype=np.float64)
@@ -237,8 +295,16 @@ class JpegConfig:
     probability: float = 0.45
     quality: tuple[int, int] = (50, 100)
 
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.quality", self.quality, 1, 100, integer=True)
+
     def sample(self, rng: np.random.Generator) -> Jpeg:
         return Jpeg(quality=int(rng.integers(self.quality[0], self.quality[1] + 1)))
+
+
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")
 
 
 @dataclass
@@ -248,6 +314,11 @@ class H264Config:
     probability: float = 0.3
     crf: tuple[int, int] = (18, 38)
     presets: tuple[str, ...] = ("ultrafast", "veryfast", "medium")
+
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.crf", self.crf, 0, 51, integer=True)
+        _check_choices(f"{name}.presets", self.presets, _X264_PRESETS)
 
     def sample(self, rng: np.random.Generator) -> H264:
         return H264(crf=int(rng.integers(self.crf[0], self.crf[1] + 1)), preset=str(rng.choice(list(self.presets))))
@@ -260,6 +331,11 @@ class TemporalNoiseConfig:
     probability: float = 0.0
     sigma: tuple[float, float] = (0.004, 0.08)
     period: tuple[float, float] = (8.0, 64.0)
+
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.sigma", self.sigma, positive=True)
+        _check_range(f"{name}.period", self.period, positive=True)
 
     def sample(self, rng: np.random.Generator) -> TemporalNoise:
         a, b = sorted((_log_uniform(rng, self.sigma), _log_uniform(rng, self.sigma)))
@@ -280,6 +356,11 @@ class SharpenConfig:
     amount: tuple[float, float] = (0.3, 2.0)
     sigma: tuple[float, float] = (0.6, 2.5)
 
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.amount", self.amount, 0.0)
+        _check_range(f"{name}.sigma", self.sigma, positive=True)
+
     def sample(self, rng: np.random.Generator) -> Sharpen:
         return Sharpen(amount=round(_uniform(rng, self.amount), 4), sigma=round(_uniform(rng, self.sigma), 4))
 
@@ -292,6 +373,12 @@ class ChromaBleedConfig:
     horizontal: tuple[int, int] = (2, 6)
     vertical: tuple[int, int] = (1, 2)
     shift: tuple[float, float] = (0.0, 2.5)
+
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.horizontal", self.horizontal, 1, integer=True)
+        _check_range(f"{name}.vertical", self.vertical, 1, integer=True)
+        _check_range(f"{name}.shift", self.shift)
 
     def sample(self, rng: np.random.Generator) -> ChromaBleed:
         return ChromaBleed(
@@ -307,6 +394,10 @@ class Mpeg2Config:
 
     probability: float = 0.0
     qscale: tuple[int, int] = (3, 20)
+
+    def check(self, name: str) -> None:
+        _check_probability(f"{name}.probability", self.probability)
+        _check_range(f"{name}.qscale", self.qscale, 1, 31, integer=True)
 
     def sample(self, rng: np.random.Generator) -> Mpeg2:
         return Mpeg2(qscale=int(rng.integers(self.qscale[0], self.qscale[1] + 1)))
@@ -346,10 +437,17 @@ class DegradeConfig:
     min_ops: int = 1
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name not in ("order", "min_ops"):
+                group = getattr(self, f.name)
+                if not isinstance(group, f.default_factory):  # type: ignore[arg-type]
+                    raise ValueError(f"{f.name} must be a group of {f.default_factory.__name__} fields, "  # type: ignore[union-attr]
+                                     f"got {group!r}")
+                group.check(f.name)
         for key in self.order:
             if not hasattr(self, key) or key in ("order", "min_ops"):
                 raise ValueError(f"unknown degradation {key!r} in order")
-        if self.min_ops < 1:
+        if not _is_number(self.min_ops, integer=True) or self.min_ops < 1:
             raise ValueError("min_ops must be >= 1: every sample gets at least one degradation")
         if not any(getattr(self, key).probability > 0 for key in self.order):
             raise ValueError("every degradation has probability 0")
@@ -359,6 +457,8 @@ class DegradeConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DegradeConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a degradation config is a JSON object of groups, got {data!r}")
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in data:
