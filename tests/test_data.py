@@ -136,6 +136,71 @@ def test_empty_folder_is_rejected(tmp_path: Path) -> None:
         PairDataset(tmp_path)
 
 
+def add_bad_sources(root: Path, *, patch_size: int) -> dict[str, str]:
+    """Files a user's folder may hold that cannot be trained on, each with what its warning says."""
+    (root / "empty.png").write_bytes(b"")
+    (root / "garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage" * 10)
+    (root / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(500))
+    write_image(root / "small.png", Image(photo(patch_size - 1, 80, 9)))
+    return {"empty.png": "empty", "garbage.jpg": "damaged", "noise.mp4": "not a readable video",
+            "small.png": f"smaller than patch_size {patch_size}"}
+
+
+def truncated_png(path: Path, seed: int) -> Path:
+    """A PNG whose header (and size) read but whose pixels do not decode."""
+    write_image(path, Image(photo(64, 64, seed)))
+    path.write_bytes(path.read_bytes()[:600])
+    return path
+
+
+def test_unusable_sources_are_skipped_when_the_dataset_is_built(stills, tmp_path, caplog) -> None:
+    root, _ = stills
+    for name in ("still_0.png", "still_1.png"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    bad = add_bad_sources(tmp_path, patch_size=32)
+    with caplog.at_level("WARNING", logger="vidrestore.data"):
+        dataset = PairDataset(tmp_path, patch_size=32, length=20, seed=3, config=cheap_config())
+    assert [p.name for p in dataset.paths] == ["still_0.png", "still_1.png"] and dataset.min_side == 64
+    for name, reason in bad.items():
+        assert any(name in r.getMessage() and reason in r.getMessage() for r in caplog.records), name
+    assert "skipped 4 of 6 sources" in caplog.text
+    reference = PairDataset(root, patch_size=32, length=20, seed=3, config=cheap_config())
+    for index in range(20):  # the same items as a folder without the bad files
+        assert torch.equal(dataset[index][1], reference[index][1])
+    # A folder with no usable source fails at once, naming a file and why.
+    for name in ("still_0.png", "still_1.png"):
+        (tmp_path / name).unlink()
+    with pytest.raises(ValueError, match="no usable images or videos.*empty.png: file is empty"):
+        PairDataset(tmp_path, patch_size=32)
+
+
+def test_a_source_that_fails_to_decode_is_skipped_the_same_way_in_any_order(stills, tmp_path, caplog) -> None:
+    """Its header passes, its pixels do not decode: each item that draws it draws another source
+    from its own generator, so the items do not depend on what the process decoded before."""
+    root, _ = stills
+    for name in ("still_0.png", "still_1.png"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    truncated_png(tmp_path / "cut.png", 5)
+
+    def make() -> PairDataset:
+        return PairDataset(tmp_path, patch_size=32, length=24, seed=4, config=cheap_config())
+
+    with caplog.at_level("WARNING", logger="vidrestore.data"):
+        forward = [make()[i][1] for i in range(24)]  # a fresh dataset per item: nothing known yet
+    assert "cut.png" in caplog.text and "1 of 3 sources skipped" in caplog.text
+    caplog.clear()
+    backward = make()
+    with caplog.at_level("WARNING", logger="vidrestore.data"):
+        items = {i: backward[i][1] for i in reversed(range(24))}
+    assert caplog.text.count("cut.png") == 1, "warned once per process"
+    assert all(torch.equal(forward[i], items[i]) for i in range(24))
+    # Nothing decodes: a clear error, not an endless search.
+    for name in ("still_0.png", "still_1.png"):
+        truncated_png(tmp_path / name, 6)
+    with pytest.raises(ValueError, match="none of the 3 sources could be decoded"):
+        make()[0]
+
+
 # --------------------------------------------------------------------------- PairDataset
 def test_pair_items_are_float_tensors_in_range_and_crops_of_a_source(stills) -> None:
     root, sources = stills

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 
 from vidrestore.degrade import mild_config
 from vidrestore.train.config import TrainConfig, apply_overrides, changed_fields
+from vidrestore.train import loop
 from vidrestore.train.loop import TrainingError, lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +92,8 @@ def test_a_stop_inside_the_joint_phase_validates_and_keeps_a_best(image_folder, 
     ``scripts/timed_finetune.py`` sets) still leaves ``best``; a stop in the L1 phase does not validate."""
     common = ["g_pretrain_steps=2", "steps=5", "d_pretrain_steps=1", "val_every=100", "checkpoint_every=100"]
     warm = train(tiny_config(image_folder, tmp_path / "l1", *common, "stop_after=1"))
-    assert warm["interrupted"] and warm["best_psnr"] == float("-inf")
+    assert warm["interrupted"] and warm["best_psnr"] is None, "no joint-phase validation yet; -inf is not JSON"
+    json.dumps(warm, allow_nan=False)
     assert [json.loads(line)["kind"] for line in open(tmp_path / "l1/metrics.jsonl")] == ["degraded_input"]
     cut = train(tiny_config(image_folder, tmp_path / "joint", *common, "stop_after=4"))
     assert cut["step"] == 4 and cut["interrupted"]
@@ -157,6 +160,10 @@ def test_cli_train_smoke_and_safetensors_export(image_folder, tmp_path):
     # Unknown keys are refused with a clear error, not ignored.
     bad = subprocess.run([*cmd, "--set", "no_such_key=1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown config key" in bad.stderr
+    # So are values out of range, and a new run into this run's folder: one line each, exit 2.
+    for extra, message in ((["--set", "val_every=0"], "val_every must be at least 1"), ([], "already holds a training run")):
+        bad = subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 def test_ddp_two_cpu_processes_agree(image_folder, tmp_path):
@@ -243,3 +250,145 @@ def test_compiled_training_matches_eager(image_folder, tmp_path):
     assert set(eager) == set(compiled)
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-5)
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    first, second = torch.load(a / "checkpoint.pt", weights_only=True), torch.load(b / "checkpoint.pt", weights_only=True)
+    return all(torch.equal(first[part][key], second[part][key])
+               for part in ("generator", "discriminator", "ema") for key in first[part])
+
+
+def test_bad_training_files_are_skipped_and_resume_stays_exact(image_folder, tmp_path, caplog):
+    """An unreadable, a too-small and an undecodable file among the sources: training goes on,
+    each is named once, and a stopped run resumes to the uninterrupted run's weights."""
+    from test_data import add_bad_sources, truncated_png
+
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    add_bad_sources(data / "train", patch_size=32)
+    truncated_png(data / "train" / "cut.png", 1)
+    common = ["steps=8", "d_pretrain_steps=1", "val_every=100", "checkpoint_every=100", "batch_size=4"]
+    with caplog.at_level("WARNING"):
+        straight = train(tiny_config(data, tmp_path / "a", *common))
+    assert straight["step"] == 9 and not straight["interrupted"]
+    for name in ("empty.png", "garbage.jpg", "noise.mp4", "small.png", "cut.png"):
+        assert name in caplog.text, name
+    train(tiny_config(data, tmp_path / "b", *common, "stop_after=4"))
+    train(TrainConfig.load(tmp_path / "b" / "config.json"), resume=True)
+    assert same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_a_data_worker_ignores_ctrl_c(image_folder, tmp_path):
+    """Ctrl-C reaches the data worker too: it must keep serving while the main process finishes
+    its step and saves."""
+    config = tiny_config(image_folder, tmp_path, "num_workers=1")
+    batches = iter(loop.train_loader(config, start=0, total=20))
+    next(batches)
+    os.kill(batches._workers[0].pid, signal.SIGINT)
+    assert len(list(batches)) == 19
+
+
+def test_a_loader_failing_after_ctrl_c_still_saves(image_folder, tmp_path, monkeypatch):
+    """A worker killed by the same Ctrl-C (before it could ignore it) breaks the batch in flight:
+    the steps done are still saved."""
+    real_loader = loop.train_loader
+
+    def dying_loader(*args, **kwargs):
+        batches = iter(real_loader(*args, **kwargs))
+        yield next(batches)
+        signal.raise_signal(signal.SIGINT)
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(loop, "train_loader", dying_loader)
+    summary = train(tiny_config(image_folder, tmp_path, "steps=4", "d_pretrain_steps=1", "checkpoint_every=100"))
+    assert summary["interrupted"] and summary["step"] == 1
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_a_failed_resume_leaves_the_run_as_it_was(image_folder, tmp_path):
+    """A resume that cannot load the checkpoint, or that stops on a non-finite loss, gives a
+    one-line error and leaves config.json as it was, so a plain resume still works."""
+    common = ["steps=4", "d_pretrain_steps=1", "val_every=100", "checkpoint_every=100"]
+    run = tmp_path / "run"
+    train(tiny_config(image_folder, run, *common, "stop_after=2"))
+    saved = (run / "config.json").read_text()
+    with pytest.raises(TrainingError, match=r"does not fit these settings \(.*size mismatch.*changed since it was "
+                                            r"saved: generator.base_channels$"):
+        train(tiny_config(image_folder, run, *common, "generator.base_channels=8"), resume=True)
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        train(tiny_config(image_folder, run, *common, "lr_g=1e30", "lr_d=1e30", "grad_clip=1e30"), resume=True)
+    assert (run / "config.json").read_text() == saved
+    for name, data in (("truncated", (run / "checkpoint.pt").read_bytes()[:5000]), ("empty", b"")):
+        broken = tmp_path / name
+        shutil.copytree(run, broken)
+        (broken / "checkpoint.pt").write_bytes(data)
+        with pytest.raises(TrainingError, match="checkpoint.pt: unreadable checkpoint") as error:
+            train(tiny_config(image_folder, broken, *common), resume=True)
+        assert "\n" not in str(error.value)
+        assert (broken / "config.json").read_text() == saved
+    assert train(TrainConfig.load(run / "config.json"), resume=True)["step"] == 5
+
+
+def test_a_new_run_refuses_a_folder_holding_a_run(image_folder, tmp_path):
+    common = ["steps=1", "d_pretrain_steps=1", "val_every=100"]
+    train(tiny_config(image_folder, tmp_path / "run", *common))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    with pytest.raises(TrainingError, match="already holds a training run: continue it with --resume, or pick another --out"):
+        train(tiny_config(image_folder, tmp_path / "run", *common, "generator.base_channels=8"))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+    # What a run that stopped before its first checkpoint left is no run: a new one starts over.
+    (tmp_path / "run" / "checkpoint.pt").unlink()
+    train(tiny_config(image_folder, tmp_path / "run", *common))
+    curve = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert [r["kind"] for r in curve].count("degraded_input") == 1
+    # Resuming a folder that holds no run changes nothing on disk.
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(tiny_config(image_folder, tmp_path / "typo", *common), resume=True)
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("val_every=0", "val_every must be at least 1"),
+    ("checkpoint_every=0", "checkpoint_every must be at least 1"),
+    ("log_every=0", "log_every must be at least 1"),
+    ("batch_size=0", "batch_size must be at least 1"),
+    ("patch_size=0", "patch_size must be at least 8"),
+    ("steps=-5", "steps must be at least 0"),
+    ("ema_decay=2", r"ema_decay must be in \[0, 1\]"),
+    ("device=gpu", "device must be auto, cpu, cuda or cuda:N"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(image_folder, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny_config(image_folder, tmp_path / "run", override))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(image_folder, tmp_path):
+    with pytest.raises(TrainingError, match="device=cuda: .*CUDA is not available"):
+        train(tiny_config(image_folder, tmp_path / "run", "device=cuda"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_stop_after_does_not_carry_over_to_a_resume(image_folder, tmp_path):
+    """A plain resume (the CLI loads config.json) runs to the end, not one step more."""
+    train(tiny_config(image_folder, tmp_path, "steps=3", "d_pretrain_steps=1", "val_every=100", "stop_after=2"))
+    assert json.loads((tmp_path / "config.json").read_text())["stop_after"] == 0
+    summary = train(TrainConfig.load(tmp_path / "config.json"), resume=True)
+    assert summary["step"] == 4 and not summary["interrupted"]
+
+
+def test_validation_fits_sources_smaller_than_128_px(tmp_path, caplog):
+    """Validation crops are 128 px where the sources allow, else the smallest source's side;
+    sources smaller than patch_size are skipped by name."""
+    from vidrestore.io import Image, write_image
+
+    from conftest import textured_image
+
+    for index, (height, width) in enumerate([(96, 128), (100, 120), (20, 20)]):
+        write_image(tmp_path / "val" / f"v{index}.png", Image(pixels=textured_image(index, height=height, width=width)))
+    config = tiny_config(tmp_path, tmp_path / "run")
+    with caplog.at_level("WARNING"):
+        degraded, clean = loop._validation_set(config)
+    assert degraded.shape[-2:] == clean.shape[-2:] == (96, 96)
+    assert "v2.png: 20x20, smaller than patch_size 32" in caplog.text and "validation crops are 96 px" in caplog.text

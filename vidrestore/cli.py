@@ -15,6 +15,7 @@ Errors vidrestore raises on purpose are printed as one line (no traceback) with 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -75,6 +76,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.config:
         config_path = Path(args.out or TrainConfig().out_dir) / "config.json"
         config = TrainConfig.load(config_path) if config_path.is_file() else TrainConfig()
+        # A run saved before stop_after stopped being stored would stop again one step on.
+        config = dataclasses.replace(config, stop_after=0)
     else:
         config = TrainConfig.load(args.config) if args.config else TrainConfig()
     shorthand = {"train_data": args.train_data, "val_data": args.val_data, "out_dir": args.out, "steps": args.steps}
@@ -184,8 +187,6 @@ def _frame_size(text: str) -> tuple[int, int]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from vidrestore.bench import BenchConfig, run_bench, summary, write_report
     from vidrestore.bench.report import prepare_out
 

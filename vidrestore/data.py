@@ -5,6 +5,11 @@ consecutive frames (from videos, or a synthetic slow camera pan over a still pho
 is a pure function of ``(seed, epoch, index)``: no global RNG is touched, so results are the
 same with any number of DataLoader workers and in any order.
 
+Sources that cannot be used are skipped with a warning naming them: unreadable headers and
+sources smaller than ``patch_size`` when the dataset is built, files that fail to decode when an
+item first draws them (that item draws another source, the same one every time, so a run and
+its resume still see the same items).
+
 Tensors are float32 ``(3, P, P)`` (clips ``(T, 3, P, P)``) in [0, 1].
 """
 
@@ -23,6 +28,7 @@ from torch.utils.data import Dataset
 
 from vidrestore.degrade import DegradeConfig, Plan, apply_plan, apply_plan_clip, sample_plan
 from vidrestore.degrade import mild_config as gentle_config
+from vidrestore.errors import MediaError
 from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media", "PairDataset", "ClipDataset", "load_rgb_float"]
@@ -59,6 +65,16 @@ def _load_video_frames(path: Path, count: int) -> list[np.ndarray]:
             if len(frames) >= count:
                 break
     return frames
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding pixels; raises :class:`MediaError`."""
+    from vidrestore.io import image_size, probe
+
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        info = probe(path)
+        return info.width, info.height
+    return image_size(path)
 
 
 class _SourceCache:
@@ -126,9 +142,32 @@ class _MediaDataset(Dataset):
         augment: bool = True,
         cache_bytes: int = 3 << 30,
     ) -> None:
-        self.paths = list_media(sources)
-        if not self.paths:
+        found = list_media(sources)
+        if not found:
             raise ValueError(f"no images or videos found in {sources}")
+        self.paths: list[Path] = []
+        sides, skipped = [], []
+        for path in found:
+            try:
+                width, height = _header_size(path)
+            except MediaError as exc:
+                skipped.append(f"{path}: {exc.reason}")
+                continue
+            if min(width, height) < patch_size:
+                skipped.append(f"{path}: {width}x{height}, smaller than patch_size {patch_size}")
+                continue
+            self.paths.append(path)
+            sides.append(min(width, height))
+        for reason in skipped:
+            log.warning("skipped %s", reason)
+        if not self.paths:
+            raise ValueError(f"no usable images or videos in {sources}: all {len(found)} are unreadable or "
+                             f"smaller than patch_size {patch_size} (first: {skipped[0]})")
+        if skipped:
+            log.warning("skipped %d of %d sources in %s", len(skipped), len(found), sources)
+        self.min_side = min(sides)  # of the kept sources, in pixels
+        self._skipped = len(skipped)
+        self._undecodable: set[Path] = set()
         self.patch_size = patch_size
         self.length = length
         self.seed = seed
@@ -160,10 +199,22 @@ class _MediaDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
     def _frames(self, rng: np.random.Generator) -> tuple[Path, list[np.ndarray]]:
+        """A source drawn from ``rng`` and its decoded frames. A source that fails to decode is
+        skipped (warned once per process) and another drawn from the same ``rng``: the item does
+        not depend on which process met the bad file first."""
         if os.getpid() != self._pid:  # a forked worker starts with its own cache
             self._cache, self._pid = _SourceCache(self._cache.max_bytes), os.getpid()
-        path = self.paths[int(rng.integers(len(self.paths)))]
-        return path, self._cache.get(path)
+        while len(self._undecodable) < len(self.paths):
+            path = self.paths[int(rng.integers(len(self.paths)))]
+            if path in self._undecodable:
+                continue
+            try:
+                return path, self._cache.get(path)
+            except MediaError as exc:
+                self._undecodable.add(path)
+                log.warning("skipped %s (%d of %d sources skipped)", exc,
+                            self._skipped + len(self._undecodable), self._skipped + len(self.paths))
+        raise ValueError(f"none of the {len(self.paths)} sources could be decoded ({self.paths[0]} and others)")
 
     def _crop_box(self, rng: np.random.Generator, height: int, width: int, margin: int = 0) -> tuple[int, int, int]:
         """(top, left, side) of a square region that is resized to ``patch_size``: ``side / patch``

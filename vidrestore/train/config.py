@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,7 @@ class TrainConfig:
     train_only: tuple[str, ...] = ()  # generator parameter-name prefixes to train (e.g. gate); the rest stay frozen; empty = all
     seed: int = 0
     steps: int = 20_000  # generator steps in the adversarial phase
-    stop_after: int = 0  # stop (checkpointed, resumable) once this global step is reached; 0 = run to the end
+    stop_after: int = 0  # stop (checkpointed) at this global step; 0 = run to the end; not saved: a resume runs to the end
     g_pretrain_steps: int = 0  # L1-only generator steps first (no discriminator: the PSNR warm-up of ESRGAN)
     d_pretrain_steps: int = 200  # discriminator-only steps before the adversarial phase
     batch_size: int = 16  # per process
@@ -84,7 +86,31 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write as JSON, atomically: a run's ``config.json`` is what a plain resume loads."""
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(partial, path)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of its range (before a run starts)."""
+        minimum = {"batch_size": 1, "val_every": 1, "checkpoint_every": 1, "log_every": 1, "image_every": 1,
+                   "val_samples": 1, "steps": 0, "stop_after": 0, "g_pretrain_steps": 0, "d_pretrain_steps": 0,
+                   "warmup_steps": 0, "num_workers": 0, "threads": 0}
+        for name, low in minimum.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        # Each discriminator layer halves the crop; the soft-input check halves it once more.
+        smallest = 2 ** max(1, self.discriminator.layers)
+        if self.patch_size < smallest:
+            raise ValueError(f"patch_size must be at least {smallest} "
+                             f"(discriminator.layers={self.discriminator.layers}), got {self.patch_size}")
+        if not 0 <= self.ema_decay <= 1:
+            raise ValueError(f"ema_decay must be in [0, 1], got {self.ema_decay}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.steps + self.g_pretrain_steps + self.d_pretrain_steps == 0:
+            raise ValueError("nothing to train: steps, g_pretrain_steps and d_pretrain_steps are all 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

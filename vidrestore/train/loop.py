@@ -77,20 +77,27 @@ class StepBatches(Sampler[list[int]]):
 
 
 def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed validation batch: same crops and degradations in every run with this config.
+    """A fixed validation batch: same crops and degradations in every run with this config
+    (and the same validation sources).
 
     Flat crops (clean std < 0.02: sky, a graphic's uniform fill) are skipped: a degradation can
     leave them bit-identical, and one infinite-PSNR crop would swamp the mean.
     """
     dataset = PairDataset(
         config.val_data,
-        patch_size=max(config.patch_size, 128),
+        patch_size=config.patch_size,
         length=config.val_samples * 20,
         seed=987_654,
         config=config.degrade,
         scale_range=(0.5, 0.5),
         augment=False,
     )
+    # 128-px crops (patch_size if larger) score the same with any training patch_size; smaller
+    # validation sources make them smaller rather than being refused.
+    dataset.patch_size = max(config.patch_size, min(128, dataset.min_side))
+    if dataset.patch_size < 128:
+        log.warning("validation crops are %d px, not 128: the smallest validation source is %d px",
+                    dataset.patch_size, dataset.min_side)
     pairs = []
     for index in range(len(dataset)):
         degraded, clean = dataset[index]
@@ -148,21 +155,33 @@ def _trainable(generator: torch.nn.Module, prefixes: tuple[str, ...]) -> list[to
 def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict. Writes into ``config.out_dir``:
     ``config.json``, ``checkpoint.pt`` (resume state), ``best.safetensors`` / ``last.safetensors``
-    (EMA generator), ``metrics.jsonl`` (validation curve) and ``tb/`` (TensorBoard)."""
+    (EMA generator), ``metrics.jsonl`` (validation curve) and ``tb/`` (TensorBoard).
+
+    A new run refuses an ``out_dir`` that holds another run's ``checkpoint.pt``. Nothing is written
+    before the settings, the checkpoint (when resuming) and the data have been checked, and
+    ``config.json`` is rewritten with each checkpoint, so it always describes the saved state.
+    The summary's ``best_psnr`` is None until a joint-phase validation has run."""
+    config.check()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    try:
+        device = resolve_device(config.device)
+    except (RuntimeError, ValueError) as exc:
+        raise TrainingError(f"device={config.device}: {exc}") from exc
     dtype = resolve_precision(config.precision, device)
+    out_dir = Path(config.out_dir)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if resume and not checkpoint_path.is_file():
+        raise TrainingError(f"{checkpoint_path}: nothing to resume")
+    if not resume and checkpoint_path.exists():
+        raise TrainingError(f"{out_dir} already holds a training run: continue it with --resume, or pick another --out")
+    # stop_after ends this invocation only: saved, it would stop every later resume one step on.
+    saved_config = dataclasses.replace(config, stop_after=0)
     dist_info = distributed.setup(device)
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(device)
-    out_dir = Path(config.out_dir)
-    checkpoint_path = out_dir / "checkpoint.pt"
     main = dist_info.is_main
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config.save(out_dir / "config.json")
     torch.manual_seed(config.seed)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
 
@@ -185,18 +204,25 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     total = config.g_pretrain_steps + config.d_pretrain_steps + config.steps
     step, best_psnr, elapsed_before = 0, -math.inf, 0.0
     if resume:
-        if not checkpoint_path.is_file():
-            raise TrainingError(f"{checkpoint_path}: nothing to resume")
-        state = load_checkpoint(checkpoint_path)
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        ema.load_state_dict(state["ema"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        torch.set_rng_state(state["torch_rng"])
-        step, best_psnr, elapsed_before = int(state["step"]), float(state["best_psnr"]), float(state["elapsed"])
+        try:
+            state = load_checkpoint(checkpoint_path)
+        except Exception as exc:  # torch.load: RuntimeError (truncated), EOFError (empty), UnpicklingError, ...
+            raise TrainingError(f"{checkpoint_path}: unreadable checkpoint ({_brief(exc)})") from exc
+        # A moved run folder or a stop_after is no change to the run.
+        changed = [name for name in changed_fields(json.loads(state.get("config") or "{}"), config.to_dict())
+                   if name not in ("out_dir", "stop_after")]
+        try:
+            generator.load_state_dict(state["generator"])
+            discriminator.load_state_dict(state["discriminator"])
+            ema.load_state_dict(state["ema"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            torch.set_rng_state(state["torch_rng"])
+            step, best_psnr, elapsed_before = int(state["step"]), float(state["best_psnr"]), float(state["elapsed"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise TrainingError(f"{checkpoint_path}: does not fit these settings ({_brief(exc)}); changed since it was "
+                                f"saved: {', '.join(changed) or 'nothing'}") from exc
         log.info("resumed from %s at step %d", checkpoint_path, step)
-        changed = changed_fields(json.loads(state.get("config") or "{}"), config.to_dict())
         if changed:
             # Allowed (a schedule or thread count may change mid-run) but no longer the run that started.
             log.warning("resuming with changed settings (the run will not replay its start): %s", ", ".join(changed))
@@ -213,6 +239,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                           pin_memory=device.type == "cuda")
     val_degraded, val_clean = _validation_set(config) if main else (None, None)
     val_soft = _soften(val_clean) if main else None
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            saved_config.save(out_dir / "config.json")
+            # Left by a run that stopped before its first checkpoint: its curve would mix with this one.
+            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
     writer = _summary_writer(out_dir / "tb") if main else None
     if main and step == 0:
         base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
@@ -240,9 +272,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             "step": step,
             "best_psnr": best_psnr,
             "elapsed": elapsed_before + time.perf_counter() - started,
-            "config": json.dumps(config.to_dict()),
+            "config": json.dumps(saved_config.to_dict()),
         }
         save_checkpoint(checkpoint_path, state)
+        saved_config.save(out_dir / "config.json")
         save_generator(out_dir / "last.safetensors", ema.model, _generator_config(config), {"step": str(step)})
 
     started = time.perf_counter()
@@ -255,7 +288,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     checked_at = step
     finished = False
     try:
-        for degraded, clean in loader:
+        for degraded, clean in _batches(loader, stop):
             degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             clean = clean.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             phase = _phase(step, config)
@@ -353,10 +386,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             if save:
                 _save()
             if stop["now"]:
-                log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
                 break
         else:
             _save()
+        if stop["now"]:
+            log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
         replicas_agree = distributed.replicas_agree(generator, dist_info)
         if not replicas_agree:
             raise TrainingError("DDP replicas diverged: generator weights differ between processes")
@@ -369,8 +403,32 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             writer.close()
         del g_model, d_model  # DDP's wrappers hold the process group: let it go before it is destroyed
         distributed.teardown(dist_info, synchronize=finished)
-    return {"step": step, "best_psnr": best_psnr, "interrupted": stop["now"], "out_dir": str(out_dir),
-            "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+    return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop["now"],
+            "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _batches(loader: DataLoader, stop: dict[str, bool]) -> Iterator[Any]:
+    """``loader``'s batches. A loader that fails once a stop was asked for just ends: Ctrl-C reaches
+    every process of the group, and a worker it kills before ``_worker_init`` ignores SIGINT breaks
+    the transfer in flight. The steps done are whole, so they are saved, not lost to a traceback."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:
+            if not stop["now"]:
+                raise
+            log.warning("the data loader failed after the stop request (%s: %s)", type(exc).__name__, exc)
+            return
+        yield batch
+
+
+def _brief(exc: BaseException) -> str:
+    """The first two lines of an exception's message as one (torch's state-dict errors span many),
+    or its type when it has no message."""
+    return " ".join(line.strip() for line in str(exc).splitlines()[:2]) or type(exc).__name__
 
 
 def train_loader(config: TrainConfig, *, start: int, total: int, rank: int = 0, world_size: int = 1,
@@ -437,6 +495,9 @@ def _phase(step: int, config: TrainConfig) -> str:
 def _worker_init(worker_id: int) -> None:  # noqa: ARG001
     import cv2
 
+    # Ctrl-C reaches the whole process group. The main process finishes its step and saves; a
+    # worker that died of it mid-transfer would crash it instead (ConnectionResetError).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
