@@ -124,6 +124,12 @@ def test_rerun_with_other_settings_is_refused_and_the_same_settings_resume(tmp_p
     assert digests(out) == reference and (out / "manifest.jsonl").read_text() == manifest
     counts = write_pairs(source, out, seed=1, jobs=1, progress=False)
     assert (counts["done"], counts["skipped"]) == (0, 4)
+    # A folder from before settings were recorded is not mistaken for one made with other settings.
+    legacy = "".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "settings"}) + "\n"
+                     for line in manifest.splitlines())
+    (out / "manifest.jsonl").write_text(legacy)
+    with pytest.raises(ValueError, match="from an older vidrestore"):
+        write_pairs(source, out, seed=1, jobs=1, progress=False)
 
 
 def test_bad_inputs_and_settings_fail_up_front_with_one_line(tmp_path, capsys):

@@ -140,10 +140,22 @@ def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_fold
     blocked = run(str(tmp_path / "in"), "-o", str(tmp_path / "blocker"), "--model", str(model_path))
     assert blocked.returncode == 1 and "Traceback" not in blocked.stderr, blocked.stderr
     assert "restored 0, skipped 0, failed 2" in blocked.stdout, blocked.stdout + blocked.stderr
-    # A codec error is found only when the first segment is encoded: no half-made work folder stays.
+    # A codec error is found before any frame is restored: no output and no work folder.
     bogus = run(str(tmp_path / "in" / "clip.mp4"), "-o", str(tmp_path / "out" / "clip.mp4"), "--model", str(model_path),
                 "--codec", "bogus")
     assert bogus.returncode == 1 and "unknown video codec 'bogus'" in bogus.stderr, bogus.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     good = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
     assert good.returncode == 0 and "restored 2, skipped 0, failed 0" in good.stdout, good.stdout + good.stderr
+
+
+def test_a_float_tiff_with_nan_is_a_bad_file_not_a_bug(model_path, tmp_path):
+    import cv2
+
+    pixels = textured_image(9, 24, 32).astype(np.float32) / 255
+    pixels[3, 4, 1] = np.nan
+    cv2.imwrite(str(tmp_path / "nan.tiff"), pixels)
+    result = run(str(tmp_path / "nan.tiff"), "-o", str(tmp_path / "out.tiff"), "--model", str(model_path))
+    assert result.returncode == 1 and "have NaN or infinite pixels" in result.stderr, result.stderr
+    assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.tiff").exists()

@@ -212,11 +212,19 @@ def test_output_container_and_codec_are_checked_before_any_frame_is_restored(res
 
     for name, options, message in [("out.avi", {}, r"cannot write \.avi video; use \.mp4"),
                                    ("out.mp4", {"codec": "bogus"}, "unknown video codec 'bogus'"),
-                                   ("out.webm", {}, "cannot hold libx264"),
+                                   ("out.webm", {}, r"cannot write \.webm video"),
                                    ("out.mov", {"codec": "ffv1"}, "cannot hold ffv1")]:
         with pytest.raises(MediaError, match=message):
             restore_video(SAMPLE, tmp_path / name, counting, progress=False, **options)
     assert calls == [] and list(tmp_path.iterdir()) == []
+
+    def failing(frames):
+        raise RuntimeError("the model failed")
+
+    # A failure before the first segment is finished leaves no work folder (nothing to resume).
+    with pytest.raises(RuntimeError, match="the model failed"):
+        restore_video(SAMPLE, tmp_path / "out.mp4", failing, progress=False)
+    assert list(tmp_path.iterdir()) == []
     restore_video(SAMPLE, tmp_path / "out.ts", counting, segment_frames=20, progress=False)  # 20 + 20 + 8
     source, joined = read_all(SAMPLE), read_all(tmp_path / "out.ts")
     assert len(joined) == len(source) == 48 and probe(tmp_path / "out.ts").has_audio

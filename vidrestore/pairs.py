@@ -221,7 +221,10 @@ def write_pairs(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
     done = _read_manifest(manifest_path)
-    others = sum(record.get("settings") != tasks[0].settings for record in done.values())
+    if any("settings" not in record for record in done.values()):
+        raise ValueError(f"{out_dir} holds pairs from an older vidrestore, which did not record their settings; "
+                         "write to another folder, or delete it to start over")
+    others = sum(record["settings"] != tasks[0].settings for record in done.values())
     if others:
         raise ValueError(f"{out_dir} holds {others} pairs made with another --seed, --config or --set; write to "
                          "another folder, or delete it to start over")

@@ -56,7 +56,10 @@ def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
     from vidrestore.io import Image, read_image, write_image
 
     image = read_image(source)
-    restored = restorer(image.pixels)
+    try:
+        restored = restorer(image.pixels)
+    except ValueError as exc:  # the pixels themselves (NaN in a float TIFF): the file's fault
+        raise MediaError(source, str(exc)) from exc
     write_image(target, Image(pixels=restored, icc_profile=image.icc_profile, exif=image.exif))
 
 

@@ -261,7 +261,7 @@ def restore_video(
                 write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None}))
                 work.finished(first)
         except BaseException:
-            if not work.parts:  # nothing to resume from (a bad codec, an unreadable first frame)
+            if not work.parts:  # nothing to resume from (an undecodable first frame, a model error)
                 work.remove()
             raise
         finally:
@@ -282,7 +282,7 @@ def restore_video(
 # Output suffix → the segments' container: one whose muxer keeps each file's timestamps, so the
 # segments join packet by packet. MPEG-TS shifts every file's own, so its segments are MP4; AVI and
 # MPEG-PS cannot take the joined packets at all (checked with PyAV's FFmpeg), so they are refused.
-_SEGMENT_SUFFIXES = {".mp4": ".mp4", ".m4v": ".m4v", ".mov": ".mov", ".mkv": ".mkv", ".webm": ".webm", ".ts": ".mp4"}
+_SEGMENT_SUFFIXES = {".mp4": ".mp4", ".m4v": ".m4v", ".mov": ".mov", ".mkv": ".mkv", ".ts": ".mp4"}
 
 
 def _check_output(target: Path, info: VideoInfo, options: dict[str, Any]) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vidrestore.degrade import DegradeConfig, mild_config
+from vidrestore.io._files import atomic_output
 
 __all__ = ["GeneratorConfig", "DiscriminatorConfig", "TrainConfig", "apply_overrides", "changed_fields"]
 
@@ -87,10 +86,8 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON, atomically: a run's ``config.json`` is what a plain resume loads."""
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(partial, path)
+        with atomic_output(path) as temporary:
+            temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of its range (before a run starts)."""
@@ -100,15 +97,13 @@ class TrainConfig:
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
-        # Each discriminator layer halves the crop; the soft-input check halves it once more.
+        # Each discriminator layer halves the crop (2^layers), and the soft-input check halves it (2).
         smallest = 2 ** max(1, self.discriminator.layers)
         if self.patch_size < smallest:
             raise ValueError(f"patch_size must be at least {smallest} "
                              f"(discriminator.layers={self.discriminator.layers}), got {self.patch_size}")
         if not 0 <= self.ema_decay <= 1:
             raise ValueError(f"ema_decay must be in [0, 1], got {self.ema_decay}")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.steps + self.g_pretrain_steps + self.d_pretrain_steps == 0:
             raise ValueError("nothing to train: steps, g_pretrain_steps and d_pretrain_steps are all 0")
 

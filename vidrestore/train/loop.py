@@ -166,7 +166,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     try:
         device = resolve_device(config.device)
-    except (RuntimeError, ValueError) as exc:
+    except ValueError as exc:
         raise TrainingError(f"device={config.device}: {exc}") from exc
     dtype = resolve_precision(config.precision, device)
     out_dir = Path(config.out_dir)
