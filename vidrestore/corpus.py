@@ -194,7 +194,8 @@ def build_corpus(
             name = group.replace("/", "__").replace(" ", "_") + path.suffix.lower()
             with atomic_output(out_dir / split / name) as temporary:
                 shutil.copyfile(path, temporary)
-            # An earlier run may have put this picture in the other split.
+            # An earlier run may have put this picture in the other split. (The sweep below does
+            # too, but only for files a readable manifest lists: a run cut before writing it left none.)
             (out_dir / ("train" if split == "val" else "val") / name).unlink(missing_ok=True)
             entries.append(
                 CorpusEntry(
@@ -212,7 +213,8 @@ def build_corpus(
     for stale in previous - {e.file for e in entries}:
         (out_dir / stale).unlink(missing_ok=True)
     manifest = {"packages": list(packages), "val_fraction": val_fraction, "files": [asdict(e) for e in entries]}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    with atomic_output(out_dir / "manifest.json") as temporary:  # what the next run's sweep reads
+        temporary.write_text(json.dumps(manifest, indent=1) + "\n")
     log.info("corpus: %d train, %d val images in %s", sum(e.split == "train" for e in entries),
              sum(e.split == "val" for e in entries), out_dir)
     return entries
