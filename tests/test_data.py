@@ -440,6 +440,15 @@ def test_clip_from_a_still_without_speed_is_static(pan_source: Path) -> None:
             assert torch.equal(frame, clean[0])
 
 
+def test_a_still_too_small_for_its_pan_is_named(tmp_path: Path) -> None:
+    from vidrestore.io import Image, write_image
+
+    write_image(tmp_path / "small.png", Image(pixels=np.full((60, 60, 3), 128, np.uint8)))
+    dataset = ClipDataset(tmp_path, frames=5, patch_size=48, length=1, seed=0, config=cheap_config(), max_speed=2.0)
+    with pytest.raises(ValueError, match=r"small\.png: 60x60 has no room for a 5-frame pan"):
+        dataset[0]
+
+
 def test_clip_from_a_video_is_consecutive_frames_of_one_crop(video_source: Path) -> None:
     dataset = ClipDataset(
         video_source,

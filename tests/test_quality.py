@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import math
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -293,6 +294,39 @@ def test_resume_reproduces_uninterrupted_run(labelled, tmp_path):
     assert [json.loads(x)["val_loss"] for x in open(tmp_path / "a/metrics.jsonl")] == [
         json.loads(x)["val_loss"] for x in open(tmp_path / "b/metrics.jsonl")
     ]
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(labelled, tmp_path, monkeypatch, capsys):
+    """Ctrl-C inside an epoch finishes the batch and saves where it is (exit 130); the resume
+    continues from that batch to the uninterrupted run's weights and curve."""
+    common = ["epochs=2", "samples_per_epoch=32"]  # 4 batches of 8 per epoch
+    straight = train_quality(tiny_config(labelled, tmp_path / "a", *common), progress=False)
+    assert not straight["interrupted"] and straight["stopped_by"] is None
+    calls = {"n": 0}
+    real_forward = QualityNet.forward
+
+    def forward(self, x):
+        calls["n"] += self.training  # BatchNorm recalibration and validation run in eval mode
+        if self.training and calls["n"] == 6:  # epoch 2, batch 2
+            signal.raise_signal(signal.SIGINT)
+        return real_forward(self, x)
+
+    monkeypatch.setattr(QualityNet, "forward", forward)
+    args = ["quality", "train", "--train-data", str(labelled / "train"), "--val-data", str(labelled / "val"),
+            "--out", str(tmp_path / "b"), *[a for item in TINY_RUN + common for a in ("--set", item)]]
+    assert main(args) == 130
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["interrupted"] and first["stopped_by"] == "signal" and first["epoch"] == 1
+    assert torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)["batch"] == 2
+    monkeypatch.setattr(QualityNet, "forward", real_forward)
+    assert main(["quality", "train", "--out", str(tmp_path / "b"), "--resume"]) == 0
+    a = torch.load(tmp_path / "a/checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2 and "batch" not in b
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    curve = [json.loads(x) for x in open(tmp_path / "a/metrics.jsonl")]
+    assert curve == [json.loads(x) for x in open(tmp_path / "b/metrics.jsonl")]
 
 
 def test_early_stopping(labelled, tmp_path):

@@ -305,6 +305,60 @@ def test_a_loader_failing_after_ctrl_c_still_saves(image_folder, tmp_path, monke
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1
 
 
+def test_a_planned_stop_exits_0_and_the_summary_says_what_stopped_the_run(image_folder, tmp_path, capsys):
+    """stop_after is a planned stop, not an interruption: exit 0 (Ctrl-C is the shell's 130); the
+    summary names the cause. A stop_after at the run's end is no stop."""
+    from vidrestore.cli import main
+
+    out = tmp_path / "run"
+    cmd = ["train", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"),
+           "--out", str(out), "--steps", "2",
+           *[a for item in TINY + ["d_pretrain_steps=1", "val_every=100", "stop_after=1"] for a in ("--set", item)]]
+    assert main(cmd) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 1 and summary["interrupted"] and summary["stopped_by"] == "stop_after"
+    whole = train(tiny_config(image_folder, tmp_path / "whole", "steps=2", "d_pretrain_steps=1", "val_every=100",
+                              "stop_after=3"))
+    assert whole["step"] == 3 and not whole["interrupted"] and whole["stopped_by"] is None
+
+
+def test_ctrl_c_is_exit_130(image_folder, tmp_path, monkeypatch, capsys):
+    from vidrestore.cli import main
+
+    real_loader = loop.train_loader
+
+    def interrupted_loader(*args, **kwargs):
+        for index, batch in enumerate(real_loader(*args, **kwargs)):
+            if index == 1:
+                signal.raise_signal(signal.SIGINT)
+            yield batch
+
+    monkeypatch.setattr(loop, "train_loader", interrupted_loader)
+    cmd = ["train", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"),
+           "--out", str(tmp_path), "--steps", "2",
+           *[a for item in TINY + ["d_pretrain_steps=1", "val_every=100"] for a in ("--set", item)]]
+    assert main(cmd) == 130
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["stopped_by"] == "signal"
+
+
+def test_a_new_run_into_a_folder_with_leftovers_of_an_uncheckpointed_run(image_folder, tmp_path):
+    """Weights left by a run that stopped before its first checkpoint are refused by name (not
+    overwritten, not mixed with: `best` would be one this run never beat), unless they are this
+    run's init_from; the old TensorBoard events are cleared so two curves do not overlap."""
+    common = ["steps=1", "d_pretrain_steps=1", "val_every=100"]
+    train(tiny_config(image_folder, tmp_path / "a", *common))
+    leftovers = tmp_path / "b"
+    (leftovers / "tb").mkdir(parents=True)
+    (leftovers / "tb" / "events.out.tfevents.1.old").write_bytes(b"old curve")
+    shutil.copy(tmp_path / "a" / "best.safetensors", leftovers / "best.safetensors")
+    with pytest.raises(TrainingError, match="holds best.safetensors from an earlier run but no checkpoint"):
+        train(tiny_config(image_folder, leftovers, *common))
+    assert (leftovers / "best.safetensors").is_file() and not (leftovers / "config.json").exists()
+    train(tiny_config(image_folder, leftovers, *common, f"init_from={leftovers / 'best.safetensors'}"))
+    assert not (leftovers / "tb" / "events.out.tfevents.1.old").exists()
+
+
 def test_a_failed_resume_leaves_the_run_as_it_was(image_folder, tmp_path):
     """A resume that cannot load the checkpoint, or that stops on a non-finite loss, gives a
     one-line error and leaves config.json as it was, so a plain resume still works."""
@@ -336,8 +390,13 @@ def test_a_new_run_refuses_a_folder_holding_a_run(image_folder, tmp_path):
     with pytest.raises(TrainingError, match="already holds a training run: continue it with --resume, or pick another --out"):
         train(tiny_config(image_folder, tmp_path / "run", *common, "generator.base_channels=8"))
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
-    # What a run that stopped before its first checkpoint left is no run: a new one starts over.
+    # Its weights without the checkpoint (deleted to save space) are still refused, by name.
     (tmp_path / "run" / "checkpoint.pt").unlink()
+    with pytest.raises(TrainingError, match="holds best.safetensors, last.safetensors from an earlier run"):
+        train(tiny_config(image_folder, tmp_path / "run", *common))
+    # What a run that stopped before its first checkpoint left is no run: a new one starts over.
+    for name in ("best.safetensors", "last.safetensors"):
+        (tmp_path / "run" / name).unlink()
     train(tiny_config(image_folder, tmp_path / "run", *common))
     curve = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert [r["kind"] for r in curve].count("degraded_input") == 1

@@ -86,7 +86,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = train(config, resume=args.resume)
     if os.environ.get("RANK", "0") == "0":  # one summary per run, also under torchrun
         print(json.dumps(summary))
-    return 130 if summary["interrupted"] else 0
+    # A planned stop (stop_after) is a success; Ctrl-C/SIGTERM is the shell's 130 (both resume alike).
+    return 130 if summary["stopped_by"] == "signal" else 0
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -141,7 +142,7 @@ def _cmd_quality_train(args: argparse.Namespace) -> int:
     overrides = [f"{k}={v}" for k, v in shorthand.items() if v is not None] + (args.set or [])
     summary = train_quality(apply_overrides(config, overrides), resume=args.resume)
     print(json.dumps(summary))
-    return 130 if summary["interrupted"] else 0
+    return 130 if summary["stopped_by"] == "signal" else 0
 
 
 def _cmd_quality_predict(args: argparse.Namespace) -> int:

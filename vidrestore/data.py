@@ -336,7 +336,7 @@ class ClipDataset(_MediaDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self._rng(index)
-        _, source = self._frames(rng)
+        name, source = self._frames(rng)
         if len(source) >= self.frames:
             start = int(rng.integers(len(source) - self.frames + 1))
             window = source[start : start + self.frames]
@@ -349,7 +349,11 @@ class ClipDataset(_MediaDataset):
             path = pan_trajectory(rng, self.frames, self.max_speed)
             # Room for the pan in source pixels at the coarsest scale, on every side.
             margin = int(np.ceil(np.abs(path).max() / self.scale_range[0])) + 2
-            top, left, side = self._crop_box(rng, image.shape[0], image.shape[1], margin=2 * margin)
+            try:
+                top, left, side = self._crop_box(rng, image.shape[0], image.shape[1], margin=2 * margin)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {image.shape[1]}x{image.shape[0]} has no room for a {self.frames}-frame "
+                                 f"pan: it needs patch_size {self.patch_size} + {2 * margin} px a side") from exc
             window = to_float(image[top : top + side + 2 * margin, left : left + side + 2 * margin])
             factor = side / self.patch_size
             clean = []

@@ -58,6 +58,8 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
+import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -652,6 +654,11 @@ class _CropDataset(torch.utils.data.Dataset):
         return torch.rot90(crop, int(rng.integers(4)), dims=(1, 2)).contiguous(), item.label
 
 
+def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
+    # Ctrl-C reaches the whole process group: the main process finishes its batch and saves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _split(items: list[LabelledItem], fraction: float, seed: int) -> tuple[list[LabelledItem], list[LabelledItem]]:
     """Hold out ``fraction`` of the source photos (items without a source count as their own)."""
     groups = sorted({item.source or str(item.path) for item in items})
@@ -718,7 +725,10 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
 
     Writes into ``config.out_dir``: ``config.json``, ``checkpoint.pt`` (atomic, every epoch),
     ``metrics.jsonl`` (per epoch: train loss, val accuracy/loss/confusion), ``last.safetensors``
-    and ``quality.safetensors`` (the best epoch: highest val accuracy, ties to lower val loss)."""
+    and ``quality.safetensors`` (the best epoch: highest val accuracy, ties to lower val loss).
+    SIGINT/SIGTERM finish the current batch and save a mid-epoch checkpoint; ``resume`` continues
+    from that batch exactly as an uninterrupted run would (the epoch's crops are fixed by seed)."""
+    from vidrestore.io._files import atomic_output
     from vidrestore.train.checkpoint import load_checkpoint, save_checkpoint
     from vidrestore.train.loop import TrainingError, lr_at
 
@@ -726,7 +736,6 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
         torch.set_num_threads(config.threads)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     checkpoint_path = out_dir / "checkpoint.pt"
 
     items = load_labels(config.train_data)
@@ -749,6 +758,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     dataset = _CropDataset(train_items, crop_size=config.crop_size, seed=config.seed, length=length)
     steps_per_epoch = math.ceil(length / config.batch_size)
     epoch, best, bad_epochs = 0, {"accuracy": -1.0, "loss": math.inf, "epoch": 0}, 0
+    start_batch, running, seen = 0, 0.0, 0  # a mid-epoch checkpoint's place in its epoch
     if resume:
         if not checkpoint_path.is_file():
             raise TrainingError(f"{checkpoint_path}: nothing to resume")
@@ -758,23 +768,49 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
         torch.set_rng_state(state["torch_rng"])
         epoch, bad_epochs = int(state["epoch"]), int(state["bad_epochs"])
         best = json.loads(state["best"])
-        log.info("resumed from %s after epoch %d", checkpoint_path, epoch)
+        start_batch, running, seen = int(state.get("batch", 0)), float(state.get("running", 0.0)), int(state.get("seen", 0))
+        log.info("resumed from %s after epoch %d%s", checkpoint_path, epoch,
+                 f" and {start_batch} of its {steps_per_epoch} batches" if start_batch else "")
+    # Written once the checkpoint has loaded: a failed resume leaves the run as it was.
+    with atomic_output(out_dir / "config.json") as temporary:
+        temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     extra = {"crop_size": str(config.crop_size), "crop_count": str(config.crop_count)}
     stopped_early, interrupted = resume and bad_epochs >= config.patience, False  # finished stays finished
     if stopped_early:
         log.info("%s stopped early after epoch %d; nothing to resume", out_dir, epoch)
-    bar = tqdm(total=config.epochs * steps_per_epoch, initial=epoch * steps_per_epoch, disable=not progress,
-               desc="quality", dynamic_ncols=True)
+    bar = tqdm(total=config.epochs * steps_per_epoch, initial=epoch * steps_per_epoch + start_batch,
+               disable=not progress, desc="quality", dynamic_ncols=True)
+
+    def _state(**place: Any) -> dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                "epoch": epoch, "bad_epochs": bad_epochs, "best": json.dumps(best),
+                "config": json.dumps(config.to_dict()), **place}
+
+    stop = {"now": False, "by": None}
+
+    def _request_stop(signum, frame):  # noqa: ARG001
+        stop["now"], stop["by"] = True, "signal"
+
+    previous = ({sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+                if threading.current_thread() is threading.main_thread() else {})
     try:
         while epoch < config.epochs and not stopped_early:
             dataset.set_epoch(epoch)
+            # A mid-epoch resume starts at its batch: the same crops in the same batches.
+            source = (torch.utils.data.Subset(dataset, range(start_batch * config.batch_size, length))
+                      if start_batch else dataset)
             loader = torch.utils.data.DataLoader(
-                dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers,
+                source, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers,
                 multiprocessing_context="forkserver" if config.num_workers > 0 else None,
+                worker_init_fn=_ignore_sigint if config.num_workers > 0 else None,
+                # Its own seed source: one drawn from the global generator per loader would put a
+                # mid-epoch resume (a new loader) one draw off the uninterrupted run's dropout.
+                generator=torch.Generator().manual_seed(config.seed + epoch),
             )
             model.train()
-            running, seen = 0.0, 0
-            for batch_index, (crops, labels) in enumerate(loader):
+            if not start_batch:
+                running, seen = 0.0, 0
+            for batch_index, (crops, labels) in enumerate(loader, start=start_batch):
                 step = epoch * steps_per_epoch + batch_index
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total=config.epochs * steps_per_epoch, base=config.lr,
@@ -789,6 +825,15 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                 seen += len(labels)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.4f}")
+                if stop["now"]:
+                    save_checkpoint(checkpoint_path, _state(batch=batch_index + 1, running=running, seen=seen))
+                    break
+            if stop["now"]:
+                interrupted = True
+                log.warning("stopped in epoch %d after batch %d of %d: checkpoint saved; continue with --resume",
+                            epoch + 1, batch_index + 1, steps_per_epoch)
+                break
+            start_batch = 0
             epoch += 1
             _recalibrate_batchnorm(model, dataset, batch_size=config.batch_size, batches=config.bn_batches)
             val = _validate(model, val_items, config)
@@ -810,11 +855,11 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
             save_quality_model(out_dir / "last.safetensors", model, net_config, figures)
             stopped_early = bad_epochs >= config.patience
             interrupted = bool(config.stop_after and epoch >= config.stop_after and epoch < config.epochs)
-            save_checkpoint(checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                "epoch": epoch, "bad_epochs": bad_epochs, "best": json.dumps(best),
-                "config": json.dumps(config.to_dict()),
-            })
+            if interrupted:
+                stop["by"] = "stop_after"
+            save_checkpoint(checkpoint_path, _state())
+            if stop["now"] and not stopped_early and epoch < config.epochs:  # asked during validation: saved whole
+                interrupted = True
             if stopped_early:
                 log.info("early stop after epoch %d: no better validation result for %d epochs", epoch, bad_epochs)
                 break
@@ -823,6 +868,9 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                 break
     finally:
         bar.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return {"epoch": epoch, "best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"],
             "best_confusion": best.get("confusion"), "stopped_early": stopped_early, "interrupted": interrupted,
+            "stopped_by": stop["by"],
             "model": str(out_dir / "quality.safetensors"), "out_dir": str(out_dir)}

@@ -152,6 +152,9 @@ def _trainable(generator: torch.nn.Module, prefixes: tuple[str, ...]) -> list[to
     return chosen
 
 
+_RUN_WEIGHTS = ("best.safetensors", "pretrain.safetensors", "last.safetensors")
+
+
 def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Run (or resume) training; returns a summary dict. Writes into ``config.out_dir``:
     ``config.json``, ``checkpoint.pt`` (resume state), ``best.safetensors`` / ``last.safetensors``
@@ -175,6 +178,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         raise TrainingError(f"{checkpoint_path}: nothing to resume")
     if not resume and checkpoint_path.exists():
         raise TrainingError(f"{out_dir} already holds a training run: continue it with --resume, or pick another --out")
+    if not resume:
+        # Weights of a run that stopped before its first checkpoint: this run would silently mix
+        # with them (a `best` it never beats), and they may be someone's only copy.
+        stale = [name for name in _RUN_WEIGHTS if (out_dir / name).exists()
+                 and (not config.init_from or (out_dir / name).resolve() != Path(config.init_from).resolve())]
+        if stale:
+            raise TrainingError(f"{out_dir} holds {', '.join(stale)} from an earlier run but no checkpoint to resume: "
+                                "move them away, or pick another --out")
     # stop_after ends this invocation only: saved, it would stop every later resume one step on.
     saved_config = dataclasses.replace(config, stop_after=0)
     dist_info = distributed.setup(device)
@@ -245,6 +256,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             saved_config.save(out_dir / "config.json")
             # Left by a run that stopped before its first checkpoint: its curve would mix with this one.
             (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+            for events in (out_dir / "tb").glob("events.out.tfevents.*"):
+                events.unlink()
     writer = _summary_writer(out_dir / "tb") if main else None
     if main and step == 0:
         base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
@@ -252,10 +265,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         log.info("validation, degraded input: PSNR %.2f dB, SSIM %.4f", base_psnr, base_ssim)
 
     # ---- SIGINT/SIGTERM: finish the step, save, exit
-    stop = {"now": False}
+    stop: dict[str, Any] = {"now": False, "by": None}
 
     def _request_stop(signum, frame):  # noqa: ARG001
-        stop["now"] = True
+        stop["now"], stop["by"] = True, stop["by"] or "signal"
 
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -333,8 +346,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             step += 1
             bar.update(1)
 
-            if config.stop_after and step >= config.stop_after:
-                stop["now"] = True
+            if config.stop_after and config.stop_after <= step < total and not stop["now"]:
+                stop["now"], stop["by"] = True, "stop_after"
             # A stop inside the joint phase (SIGINT, a deadline, ``stop_after``) validates first, so
             # a run cut short there still leaves a ``best`` from the phase the shipped model comes from.
             validate = (step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
@@ -404,10 +417,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         del g_model, d_model  # DDP's wrappers hold the process group: let it go before it is destroyed
         distributed.teardown(dist_info, synchronize=finished)
     return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop["now"],
+            "stopped_by": stop["by"],
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
 
 
-def _batches(loader: DataLoader, stop: dict[str, bool]) -> Iterator[Any]:
+def _batches(loader: DataLoader, stop: dict[str, Any]) -> Iterator[Any]:
     """``loader``'s batches. A loader that fails once a stop was asked for just ends: Ctrl-C reaches
     every process of the group, and a worker it kills before ``_worker_init`` ignores SIGINT breaks
     the transfer in flight. The steps done are whole, so they are saved, not lost to a traceback."""
