@@ -79,6 +79,28 @@ def test_resume_skips_finished_and_repairs_a_cut_manifest(tmp_path):
     assert len([k for k in keys if not k.startswith("broken")]) == len({k for k in keys if not k.startswith("broken")}) == 4
 
 
+def test_an_edited_source_is_degraded_again_and_its_clean_copy_replaced(tmp_path):
+    """A re-run notices a source changed since its pair was made (in place, or replaced by a new
+    file as editors save), redoes that pair alone and refreshes its clean copy."""
+    source = make_inputs(tmp_path)
+    out = tmp_path / "out"
+    write_pairs(source, out, seed=1, jobs=1, progress=False)
+    before = digests(out)
+    edited = textured_image(11, 64, 80)
+    write_image(tmp_path / "new.png", Image(pixels=edited))
+    (tmp_path / "new.png").replace(source / "sub0" / "p0.png")  # a new file under the old name
+    counts = write_pairs(source, out, seed=1, jobs=1, progress=False)
+    assert counts == {"done": 1, "skipped": 3, "failed": 1}
+    after = digests(out)
+    assert after["degraded/sub0/p0.png__v0.png"] != before["degraded/sub0/p0.png__v0.png"]
+    assert {k: v for k, v in after.items() if "p0" not in k} == {k: v for k, v in before.items() if "p0" not in k}
+    assert np.array_equal(read_image(out / "clean/sub0/p0.png").pixels, edited)
+    # Edited in place (the same file): the pair is redone again; then nothing is left to do.
+    write_image(source / "sub0" / "p0.png", Image(pixels=textured_image(12, 64, 80)))
+    assert write_pairs(source, out, seed=1, jobs=1, progress=False)["done"] == 1
+    assert write_pairs(source, out, seed=1, jobs=1, progress=False) == {"done": 0, "skipped": 4, "failed": 1}
+
+
 def test_video_pairs_keep_timing_and_audio(tmp_path):
     sample = Path(__file__).resolve().parents[1] / "samples/pan_degraded.mp4"
     (tmp_path / "in").mkdir()

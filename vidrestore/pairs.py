@@ -13,7 +13,8 @@ depend on which other files are in the folder — and applied:
 ``OUT/manifest.jsonl`` gets one JSON line per finished output with its plan (every parameter
 and noise seed), written after the output file is complete (files are written atomically).
 A re-run with the same seed and config skips what the manifest lists, so an interrupted run
-resumes without redoing or corrupting finished files; a re-run with another seed or config is
+resumes without redoing or corrupting finished files (a source whose size or modification time
+changed since is degraded again, and its clean copy replaced); a re-run with another seed or config is
 refused (its pairs would mix with the old ones under the same names): write to another folder, or
 delete ``OUT`` to start over. ``OUT`` may not be ``IN`` or inside it (a re-run would degrade its own
 outputs). Work is spread over ``jobs`` processes.
@@ -94,15 +95,22 @@ def plan_tasks(in_path: Path, out_dir: Path, *, seed: int, variants: int, config
     return tasks
 
 
+def _source_stat(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
-    if target.exists():
+    """``target`` as a hard link to ``source`` (or a copy with its mtime); one that is already
+    that file, or a copy of this version of it, is kept."""
+    if target.exists() and (os.path.samefile(source, target) or _source_stat(source) == _source_stat(target)):
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name("." + target.name + ".partial")
     try:
         os.link(source, tmp)
     except OSError:
-        shutil.copyfile(source, tmp)
+        shutil.copy2(source, tmp)
     os.replace(tmp, target)
 
 
@@ -162,13 +170,14 @@ def run_task(task: PairTask) -> dict[str, Any]:
     record: dict[str, Any] = {"key": task.key, "source": task.relative, "variant": task.variant, "seed": task.seed,
                               "settings": task.settings}
     try:
+        record["source_stat"] = _source_stat(task.source)  # size, mtime: a re-run redoes an edited source
         plan = sample_plan(DegradeConfig.from_dict(task.config), task.seed)
         record["degraded"] = (_degrade_video if task.is_video else _degrade_image)(task, plan)
         clean = task.out_dir / "clean" / task.relative
         _link_or_copy(task.source, clean)
         record["clean"] = clean.relative_to(task.out_dir).as_posix()
         record["plan"] = plan.to_dict()
-    except VidrestoreError as exc:
+    except (VidrestoreError, OSError) as exc:
         record["error"] = str(exc)
     return record
 
@@ -188,6 +197,20 @@ def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
             if "error" not in record:
                 done[record["key"]] = record
     return done
+
+
+def _edited(source: Path, record: dict[str, Any]) -> bool:
+    """Whether ``source`` changed since ``record`` was made from it (records from before sources'
+    sizes and times were kept count as unchanged)."""
+    if "source_stat" not in record:
+        return False
+    try:
+        changed = _source_stat(source) != record["source_stat"]
+    except OSError:
+        return False  # gone since listing: its task reports that
+    if changed:
+        log.info("%s changed since it was degraded: degrading it again", source)
+    return changed
 
 
 def write_pairs(
@@ -234,7 +257,8 @@ def write_pairs(
     tmp = manifest_path.with_name("." + manifest_path.name + ".partial")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
     os.replace(tmp, manifest_path)
-    pending = [t for t in tasks if t.key not in done or not (out_dir / done[t.key]["degraded"]).is_file()]
+    pending = [t for t in tasks if t.key not in done or not (out_dir / done[t.key]["degraded"]).is_file()
+               or _edited(t.source, done[t.key])]
     counts = {"done": 0, "skipped": len(tasks) - len(pending), "failed": 0}
     jobs = jobs or os.cpu_count() or 1
     with open(manifest_path, "a") as manifest, tqdm(total=len(tasks), initial=counts["skipped"],
