@@ -162,7 +162,7 @@ def test_the_model_sees_what_resize_to_rgbs_makes(perturbed: Restorer, name: str
 
 
 @pytest.mark.filterwarnings("ignore:The _ColorRange frame property has been deprecated")
-def test_colour_props_are_read_per_frame_with_vstools_defaults(identity: Restorer) -> None:
+def test_colour_props_are_read_per_frame_with_defaults_where_missing(identity: Restorer) -> None:
     """Frames tagged BT.709/limited, BT.2020/full, and untagged (SD → BT.601 limited) decode to the same RGB."""
     images = pictures(2)
     rgbs = clip_from(images)
@@ -444,18 +444,79 @@ def test_a_shared_restorer_excludes_model_options(identity: Restorer) -> None:
         vr.restore(core.std.BlankClip(length=2), restorer=identity, model="x.safetensors", tile=256)
 
 
-def test_strength_zero_gives_the_clip_back(tiny_model_file: Path, identity: Restorer) -> None:
-    source = in_format(clip_from(pictures(3)), "YUV420P8")
+@pytest.mark.parametrize("name", ["YUV420P8", "YUV420P10", "YUV422P8", "YUV444P8", "GRAY8", "RGB24"])
+def test_strength_zero_gives_the_clip_back(tiny_model_file: Path, identity: Restorer, name: str) -> None:
+    """Bit-exact, subsampled chroma included (it is the correction that is converted back, not
+    the picture: bicubic chroma up to RGB and down again alone lost detail), pass after pass."""
+    source = in_format(clip_from(pictures(3)), name)
     untouched = vr.restore(source, model=str(tiny_model_file), device="cpu", precision="fp32", strength=0.0,
                            temporal=False)
-    assert [frame_bytes(f) for f in untouched.frames()] == [frame_bytes(f) for f in vr.restore(
-        source, restorer=identity, temporal=False).frames()]  # what the format round trip alone gives
+    twice = vr.restore(untouched, restorer=identity, temporal=False)
+    assert [frame_bytes(f) for f in twice.frames()] == [frame_bytes(f) for f in untouched.frames()] == [
+        frame_bytes(f) for f in source.frames()]
+    if name != "YUV420P8":
+        return
     changed = vr.restore(source, model=str(tiny_model_file), device="cpu", precision="fp32", temporal=False)
     assert [frame_bytes(f) for f in changed.frames()] != [frame_bytes(f) for f in untouched.frames()]
     with pytest.raises(vs.Error, match="strength belong to the Restorer"):
         vr.restore(source, restorer=identity, strength=0.5)
     with pytest.raises(vs.Error, match="correction_floor belong to the Restorer"):
         vr.restore(source, restorer=identity, correction_floor=2.0)
+
+
+def test_a_subsampled_clip_gets_its_own_chroma_plus_the_correction(perturbed: Restorer) -> None:
+    """Output = input + the correction converted to the clip's format (within a code of rounding)."""
+    source = in_format(clip_from(pictures(2)), "YUV420P16")
+    restored = vr.restore(source, restorer=perturbed, temporal=False)
+    rgbs = core.resize.Bicubic(source, format=vs.RGBS)
+    by_hand = vr.restore(rgbs, restorer=perturbed, temporal=False)
+    float_format = core.query_video_format(vs.YUV, vs.FLOAT, 32, 1, 1).id
+    after, before, base = (core.resize.Bicubic(c, format=float_format, matrix=1, range=0).get_frame(1)
+                           for c in (by_hand, rgbs, source))
+    for plane, (a, b, c) in enumerate(zip(planes(after), planes(before), planes(base))):
+        scale = (219 if plane == 0 else 224) << 8
+        expected = np.asarray(source.get_frame(1)[plane]).astype(np.float64) + (a - b) * scale
+        assert np.abs(np.asarray(restored.get_frame(1)[plane]) - expected).max() <= 1.0, plane
+    assert np.abs(planes(restored.get_frame(1))[1].astype(int) - planes(source.get_frame(1))[1]).max() > 100
+
+
+def test_an_untagged_clip_gets_the_file_pipelines_matrix(identity: Restorer) -> None:
+    """Untagged YUV: BT.601 up to 1024×576, BT.709 above — by width too (1280×536 scope HD) — as the
+    file pipeline decodes it, so both surfaces give the model the same RGB."""
+    from vidrestore.io.video import default_matrix
+
+    for width, height, matrix in ((720, 480, 6), (720, 576, 6), (1280, 536, 1), (1024, 578, 1), (3840, 2160, 1)):
+        assert default_matrix(width, height) == matrix
+        assert vr._default_matrix(width, height) in ((5,) if height == 576 else (matrix,))
+    tagged = core.std.BlankClip(format=vs.YUV420P8, width=1280, height=536, length=1, color=[120, 90, 200])
+    untagged = core.std.RemoveFrameProps(tagged, props=["_Matrix"])
+    seen = vr.restore(untagged, restorer=identity, temporal=False, format=vs.RGBS).get_frame(0)
+    expected = core.resize.Bicubic(untagged, format=vs.RGBS, matrix_in=1, range_in=0).get_frame(0)
+    assert max(np.abs(a - b).max() for a, b in zip(planes(seen), planes(expected))) < 1e-3
+
+
+@pytest.mark.parametrize("props", [{"_Matrix": 3}, {"_ChromaLocation": 9}, {"_Matrix": 2, "_ChromaLocation": -1}])
+def test_reserved_colour_props_fall_back_to_the_defaults(identity: Restorer, props: dict) -> None:
+    """resize prefers a frame's props to its arguments: the filter's fallbacks must reach it."""
+    source = in_format(clip_from(pictures(1)), "YUV420P8")
+    untagged = core.std.RemoveFrameProps(source, props=["_Matrix", "_ChromaLocation"])
+    expected = vr.restore(untagged, restorer=identity, temporal=False, format=vs.RGBS).get_frame(0)
+    got = vr.restore(core.std.SetFrameProps(untagged, **props), restorer=identity, temporal=False,
+                     format=vs.RGBS).get_frame(0)
+    assert frame_bytes(got) == frame_bytes(expected)
+
+
+@pytest.mark.parametrize("name", ["RGB24", "YUV444P8", "YUV420P8"])
+def test_gray_in_with_a_colour_format_out_stays_gray(perturbed: Restorer, name: str) -> None:
+    gray = in_format(clip_from(pictures(2)), "GRAY8")
+    out = planes(vr.restore(gray, restorer=perturbed, temporal=False, format=getattr(vs, name)).get_frame(1))
+    if name == "RGB24":
+        assert np.array_equal(out[0], out[1]) and np.array_equal(out[1], out[2])
+    else:
+        assert (out[1] == 128).all() and (out[2] == 128).all()
+    luma = vr.restore(gray, restorer=perturbed, temporal=False).get_frame(1)
+    if name != "RGB24":
+        assert np.abs(out[0].astype(int) - planes(luma)[0]).max() <= 1
 
 
 # ------------------------------------------------------------------------------ vspipe

@@ -56,6 +56,7 @@ import vapoursynth as vs
 
 from vidrestore.engine import DEFAULT_CORRECTION_FLOOR, Restorer
 from vidrestore.errors import ModelError
+from vidrestore.io.video import default_matrix
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8
 
 __all__ = ["restore"]
@@ -67,8 +68,11 @@ _T = TypeVar("_T")
 
 # Frame props that describe colour; the rest of a frame's props are copied through untouched.
 _COLOUR_PROPS = ("_Matrix", "_Range", "_ColorRange", "_ChromaLocation")
+# What resize reads from a frame, and prefers to its arguments: removed before each conversion,
+# whose arguments come from _frame_colour (a reserved _Matrix would otherwise fail in zimg).
+_RESIZE_PROPS = [*_COLOUR_PROPS, "_Primaries", "_Transfer"]
 _MATRIX_UNSPECIFIED, _MATRIX_RESERVED = 2, 3
-_MATRIX_BT709, _MATRIX_BT470BG, _MATRIX_SMPTE170M, _MATRIX_BT2020_NCL = 1, 5, 6, 9
+_MATRIX_BT470BG, _MATRIX_SMPTE170M = 5, 6
 # BT.601 luma weights (0.299, 0.587, 0.114), the ones the engine uses for gray frames.
 _MATRIX_GRAY = _MATRIX_SMPTE170M
 _CHROMA_LEFT = 0
@@ -96,12 +100,11 @@ def _check_format(fmt: vs.VideoFormat | None, what: str) -> vs.VideoFormat:
 
 
 def _default_matrix(width: int, height: int) -> int:
-    """vstools' ``Matrix.from_res`` for YUV: SD → BT.601, HD → BT.709, UHD → BT.2020 NCL."""
-    if width <= 1024 and height <= 576:
-        return _MATRIX_BT470BG if height == 576 else _MATRIX_SMPTE170M
-    if width <= 2048 and height <= 1536:
-        return _MATRIX_BT709
-    return _MATRIX_BT2020_NCL
+    """The file pipeline's rule (:func:`vidrestore.io.video.default_matrix`, as players guess), so
+    an untagged clip restores alike in both: BT.601 up to 1024×576 (BT.470BG at 576 lines, the
+    same matrix), BT.709 above."""
+    matrix = default_matrix(width, height)
+    return _MATRIX_BT470BG if matrix == _MATRIX_SMPTE170M and height == 576 else matrix
 
 
 @dataclass(frozen=True)
@@ -165,16 +168,51 @@ def _convert_per_frame(
     nodes: dict[tuple[tuple[str, int], ...], vs.VideoNode] = {}
     lock = threading.Lock()
     template = core.std.BlankClip(clip, format=fmt.id, keep=True)
+    bare = core.std.RemoveFrameProps(clip, props=_RESIZE_PROPS)  # the arguments decide, not the props
 
     def select(n: int, f: vs.VideoFrame) -> vs.VideoNode:
         key = tuple(sorted(arguments(f.props).items()))
         with lock:
             node = nodes.get(key)
             if node is None:
-                node = nodes[key] = core.resize.Bicubic(clip, format=fmt.id, dither_type="none", **dict(key))
+                node = nodes[key] = core.resize.Bicubic(bare, format=fmt.id, dither_type="none", **dict(key))
         return node
 
     return core.std.FrameEval(template, select, prop_src=prop_src)
+
+
+def _with_correction(
+    core: vs.Core,
+    clip: vs.VideoNode,
+    rgbs: vs.VideoNode,
+    restored: vs.VideoNode,
+    colour: Callable[[Mapping[str, Any]], _Colour],
+) -> vs.VideoNode:
+    """``clip`` plus the model's correction ``restored - rgbs``, in ``clip``'s own (subsampled YUV)
+    format: the correction is converted back, not the picture.
+
+    Chroma upsampled to RGB and subsampled again is not the chroma it was (bicubic both ways:
+    noisy chroma lost 4 levels on average in one pass). Converted this way a frame the model
+    leaves alone (``strength=0``, the correction floor) comes back bit-exact, and every frame's
+    chroma is its own plus the correction. Sums are in 32-bit float YUV of the same subsampling;
+    integer <-> float at one subsampling is exact, so only the final rounding remains.
+    """
+    fmt = clip.format
+    float_format = core.query_video_format(vs.YUV, vs.FLOAT, 32, fmt.subsampling_w, fmt.subsampling_h)
+
+    def from_rgbs(props: Mapping[str, Any]) -> dict[str, int]:
+        c = colour(props)
+        return {"matrix": c.matrix, "range": c.range, "chromaloc": c.chromaloc}
+
+    def same_range(props: Mapping[str, Any]) -> dict[str, int]:
+        c = colour(props)
+        return {"range_in": c.range, "range": c.range, "chromaloc_in": c.chromaloc, "chromaloc": c.chromaloc}
+
+    base = _convert_per_frame(core, clip, float_format, clip, same_range)
+    after = _convert_per_frame(core, restored, float_format, clip, from_rgbs)
+    before = _convert_per_frame(core, rgbs, float_format, clip, from_rgbs)
+    summed = core.std.Expr([base, after, before], "x y + z -")
+    return _convert_per_frame(core, summed, fmt, clip, same_range)
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,6 +521,17 @@ def restore(
 
     if out_format.id == rgbs_format.id:
         out = restored
+    elif in_family == vs.GRAY and out_format.color_family != vs.GRAY:
+        # Luma first, as for GRAY output: R = G = B (neutral chroma), not the model's tinted RGB.
+        luma = core.resize.Bicubic(core.std.RemoveFrameProps(restored, props=_RESIZE_PROPS), format=vs.GRAYS,
+                                   matrix=_MATRIX_GRAY)
+        out = _convert_per_frame(
+            core, luma, out_format, clip,
+            lambda props: _from_rgbs_arguments(colour(props), in_family, out_format.color_family, width, height),
+        )
+    elif out_format.id == in_format.id and in_family == vs.YUV and (
+            in_format.subsampling_w or in_format.subsampling_h):
+        out = _with_correction(core, clip, rgbs, restored, colour)
     else:
         out = _convert_per_frame(
             core, restored, out_format, clip,

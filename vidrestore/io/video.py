@@ -3,7 +3,8 @@
 Reading: :func:`probe` describes a file (:class:`VideoInfo`); :class:`VideoReader` streams its
 first video stream as RGB :class:`Frame` s in presentation order, one at a time (memory does not
 grow with clip length). YUV is converted with the stream's own matrix and range; an untagged
-matrix is taken as BT.709 above 576 lines and BT.601 otherwise, an untagged range as limited.
+matrix is taken as BT.601 up to 1024×576 and BT.709 above (:func:`default_matrix`, as players
+guess), an untagged range as limited.
 Rotation is reported, never applied to the pixels.
 
 Writing: :class:`VideoWriter` encodes RGB frames with x264, x265 or FFV1 into the container its
@@ -12,7 +13,7 @@ suffix names, built under a ``.name.partial.ext`` file renamed into place on suc
 - Pixel formats: x264/x265 use 4:2:0 (``yuv420p``, ``yuv420p10le``, x265 also 12-bit), or
   4:4:4 when a dimension is odd (4:2:0 needs even sizes). FFV1 stores RGB losslessly
   (``bgr0`` for 8-bit, ``gbrpNNle`` for 10/12/16-bit), so 8-bit RGB round-trips exactly.
-- Colour tags default to limited-range BT.709 above 576 lines, BT.601 (SMPTE 170M) otherwise.
+- Colour tags default to limited range and :func:`default_matrix`'s BT.601 (SMPTE 170M) or BT.709.
 - Timestamps: given ``pts`` are kept (variable frame rate survives); otherwise frames are spaced
   at ``fps``. Rotation goes in the container's display matrix.
 - ``audio_from`` copies every audio stream of another file packet by packet (no re-encode),
@@ -252,7 +253,7 @@ class VideoWriter:
         preset: x264/x265 speed preset.
         bit_depth: bits per stored sample: 8 or 10 (x265 also 12; FFV1 8, 10, 12, 16).
         color_range, colorspace, color_primaries, color_trc: FFmpeg codes to tag (and convert
-            with); None = limited-range BT.709 above 576 lines, BT.601 otherwise.
+            with); None = limited range and :func:`default_matrix`.
         rotation: display rotation, degrees counter-clockwise, a multiple of 90.
         audio_from: a file whose audio streams are copied in.
 
@@ -295,7 +296,7 @@ class VideoWriter:
         self._frame_step = max(1, round(1 / (fps * self._time_base)))
         self._last_pts: int | None = None
         is_rgb = av.VideoFormat(self._pixel_format).is_rgb
-        default_tag = BT709 if height > 576 else SMPTE170M
+        default_tag = default_matrix(width, height)
         self._color_range = (
             RANGE_FULL if is_rgb else color_range if color_range in (RANGE_LIMITED, RANGE_FULL) else RANGE_LIMITED
         )
@@ -740,23 +741,30 @@ def _pixel_format(path: Path, encoder: str, bit_depth: int, width: int, height: 
     return pixel_format
 
 
+def default_matrix(width: int, height: int) -> int:
+    """The matrix (FFmpeg/ITU code) assumed for untagged YUV of this size: BT.601 (SMPTE 170M)
+    up to 1024×576, BT.709 above — as players guess (mpv: HD by width or height), so 1280×536
+    scope HD is BT.709. The VapourSynth filter uses the same rule."""
+    return BT709 if width > 1024 or height > 576 else SMPTE170M
+
+
 def _reformat(
     frame: av.VideoFrame, pixel_format: str, yuv_side: Literal["src", "dst"], matrix: int, color_range: int
 ) -> av.VideoFrame:
     """Convert ``frame`` to ``pixel_format``, reading (``src``) or making (``dst``) YUV as ``matrix``/``color_range``.
 
-    Untagged values fall back to BT.709 above 576 lines (BT.601 below) and limited range.
+    Untagged values fall back to :func:`default_matrix` and limited range.
     RGB-to-RGB conversions ignore them.
     """
     yuv_format = frame.format if yuv_side == "src" else av.VideoFormat(pixel_format)
     if yuv_format.is_rgb:
         return frame.reformat(format=pixel_format, interpolation=_INTERPOLATION)
-    default_matrix = Colorspace.ITU709 if frame.height > 576 else Colorspace.ITU601
+    fallback = _SWSCALE_MATRIX[default_matrix(frame.width, frame.height)]
     return frame.reformat(
         format=pixel_format,
         interpolation=_INTERPOLATION,
         **{
-            f"{yuv_side}_colorspace": _SWSCALE_MATRIX.get(matrix, default_matrix),
+            f"{yuv_side}_colorspace": _SWSCALE_MATRIX.get(matrix, fallback),
             f"{yuv_side}_color_range": color_range if color_range in (RANGE_LIMITED, RANGE_FULL) else RANGE_LIMITED,
         },
     )
