@@ -114,10 +114,13 @@ def _cmd_restore(args: argparse.Namespace) -> int:
                        "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius,
                        "segment_frames": args.segment_frames, "resume": not args.no_resume},
     )
+    for path, reason in report.incomplete:
+        print(f"incomplete: {path}: {reason}; restored what could be decoded", file=sys.stderr)
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
-    print(f"restored {len(report.done)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
-    return 1 if report.failed else 0
+    incomplete = f" ({len(report.incomplete)} incomplete)" if report.incomplete else ""
+    print(f"restored {len(report.done)}{incomplete}, skipped {len(report.skipped)}, failed {len(report.failed)}")
+    return 1 if report.failed or report.incomplete else 0
 
 
 def _cmd_quality_label(args: argparse.Namespace) -> int:
@@ -352,8 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "jobs", None) == 0:
         args.jobs = None
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return int(args.func(args) or 0)
+        # Warnings go above the progress bars, not into the middle of a bar's line.
+        with logging_redirect_tqdm():
+            return int(args.func(args) or 0)
     except (VidrestoreError, ValueError, FileNotFoundError) as exc:
         print(f"vidrestore {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,8 @@ class RestoreReport:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    # Restored, but from less than the whole file (a truncated video): listed in ``done`` too.
+    incomplete: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
@@ -98,7 +100,9 @@ def restore_paths(
             if suffix in VIDEO_EXTENSIONS:
                 from vidrestore.video import restore_video
 
-                restore_video(source, target, restorer, **(video_options or {}))
+                video = restore_video(source, target, restorer, **(video_options or {}))
+                if video.incomplete:
+                    report.incomplete.append((source, video.incomplete))
             elif suffix in IMAGE_EXTENSIONS:
                 restore_image_file(source, target, restorer)
             else:

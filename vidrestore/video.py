@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
+from vidrestore.io.video import FIELD_TOP_FIRST
 from vidrestore.io._files import atomic_output
 from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
@@ -48,6 +49,7 @@ class VideoReport:
     temporal_errors: list[float] = field(default_factory=list)
     spikes: list[int] = field(default_factory=list)
     scene_cuts: list[int] = field(default_factory=list)
+    incomplete: str | None = None  # the source ended before the frames it announced: why
 
     @property
     def fps(self) -> float:
@@ -234,6 +236,10 @@ def restore_video(
     if segment_frames < 1:
         raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
     info = probe(source)
+    if info.interlaced:
+        log.warning("%s: interlaced (%s field first): restored as whole frames, written interlaced; deinterlace it "
+                    "first (bwdif, QTGMC) for a better result", source,
+                    "top" if info.field_order in FIELD_TOP_FIRST else "bottom")
     config = TemporalConfig(radius=temporal_radius, strength=temporal_strength) if temporal else None
     radius = config.radius if config is not None and config.strength > 0 else 0
     report = VideoReport()
@@ -266,10 +272,19 @@ def restore_video(
             raise
         finally:
             frames.close()  # stop and join the decode thread before the reader closes
+        report.incomplete = reader.shortfall
     if not work.parts:
         work.remove()
         raise MediaError(source, "no frames to restore")
-    join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path if info.has_audio else None)
+    try:
+        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path)
+    except MediaError as exc:
+        if not info.has_audio:
+            raise
+        # The muxer refused a copied audio packet or header (the up-front check cannot write one):
+        # the restored segments are kept, so transcoding the audio costs seconds, not the run.
+        log.warning("%s: %s; joining again with the audio transcoded to AAC", source, exc)
+        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, transcode_audio=True)
     work.remove()
     report.seconds = time.perf_counter() - started
     if report.spikes:

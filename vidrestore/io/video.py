@@ -18,7 +18,9 @@ suffix names, built under a ``.name.partial.ext`` file renamed into place on suc
   at ``fps``. Rotation goes in the container's display matrix.
 - ``audio_from`` copies every audio stream of another file packet by packet (no re-encode),
   interleaved with the video and cut at the video's end; a codec the container cannot hold is
-  transcoded to AAC instead (logged).
+  transcoded to AAC instead (logged). Its subtitle streams (left out, with a warning, where the
+  container cannot hold them), its tags (title; each track's language and title) and chapters
+  come along.
 
 Rotation is in degrees counter-clockwise, the convention of FFmpeg's display matrix and of
 PyAV's ``VideoFrame.rotation``; the legacy clockwise ``rotate`` tag is converted to it.
@@ -77,6 +79,9 @@ _INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpola
 # Some conversions are broken with full chroma interpolation in FFmpeg's swscale (4:2:0 to 16-bit
 # RGB: 9.5 dB, every 10-bit video's colours ruined); each pair of formats is checked once.
 _PLAIN_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+# AVFieldOrder: TT and TB are coded top field first, BB and BT bottom field first.
+FIELD_TOP_FIRST, FIELD_BOTTOM_FIRST = (2, 4), (3, 5)
+INTERLACED_FIELD_ORDERS = FIELD_TOP_FIRST + FIELD_BOTTOM_FIRST
 _interpolations: dict[tuple[str, str], Interpolation] = {}
 
 
@@ -131,6 +136,9 @@ class VideoInfo:
         length_is_estimate: the stream has no length of its own (FLV, NUT), so ``duration`` and
             ``frame_count`` come from the whole file's, which may include audio that outlasts
             the video: an upper bound.
+        sample_aspect_ratio: pixel shape (8/9 for NTSC DVD 4:3); ``Fraction(0)`` if unknown (square).
+        field_order: FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2/4 top field first
+            (interlaced), 3/5 bottom field first.
     """
 
     path: Path
@@ -150,6 +158,12 @@ class VideoInfo:
     has_audio: bool
     duration: float | None
     length_is_estimate: bool = False
+    sample_aspect_ratio: Fraction = Fraction(0)
+    field_order: int = 0
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in INTERLACED_FIELD_ORDERS
 
 
 @dataclass(frozen=True)
@@ -191,8 +205,10 @@ class VideoReader:
             stream has more than 8 bits per sample, else uint8.
 
     A packet that fails to decode is skipped with a warning naming it; a container that is cut
-    short ends the iteration early, with a warning when fewer frames came than it announced.
-    :class:`CorruptMediaError` is raised only if no frame decodes at all.
+    short ends the iteration early, with a warning when fewer frames came than it announced (and
+    :attr:`shortfall` says so after the iteration). A timestamp that does not increase (a damaged
+    or badly muxed file) becomes the previous one plus one tick, with a warning, so frames keep
+    their order. :class:`CorruptMediaError` is raised only if no frame decodes at all.
     """
 
     def __init__(self, path: str | Path, *, dtype: type[np.unsignedinteger] | np.dtype | None = None) -> None:
@@ -210,6 +226,7 @@ class VideoReader:
         self._stream = self._container.streams.video[0]
         self._stream.codec_context.thread_type = "AUTO"
         self._started = False
+        self.shortfall: str | None = None  # after iterating: why fewer frames came than announced
 
     def __enter__(self) -> Self:
         return self
@@ -226,21 +243,27 @@ class VideoReader:
             raise RuntimeError(f"{self.path}: a VideoReader is iterated once; open a new one to read again")
         self._started = True
         rgb_format = "rgb48le" if self.dtype == np.uint16 else "rgb24"
-        index = 0
+        index, last_pts, repaired = 0, None, 0
         for decoded in self._decoded_frames():
             time = decoded.time if decoded.time is not None else (index / self.info.fps if self.info.fps else 0.0)
+            pts = decoded.pts
+            if pts is not None and last_pts is not None and pts <= last_pts:
+                if not repaired:
+                    logger.warning("%s: frame %d's timestamp %d does not follow %d; moved to %d (damaged or badly "
+                                   "muxed file; later ones are counted)", self.path, index, pts, last_pts, last_pts + 1)
+                pts, repaired = last_pts + 1, repaired + 1
+                time = float(pts * self.info.time_base) if self.info.time_base else time
+            last_pts = pts if pts is not None else last_pts
             rgb = _reformat(decoded, rgb_format, "src", decoded.colorspace, decoded.color_range).to_ndarray()
-            yield Frame(index, decoded.pts, float(time), rgb)
+            yield Frame(index, pts, float(time), rgb)
             index += 1
         if index == 0:
             raise CorruptMediaError(self.path, "no frame could be decoded")
+        if repaired > 1:
+            logger.warning("%s: %d timestamps did not increase and were moved", self.path, repaired)
         if index < self.info.frame_count and not self.info.length_is_estimate:
-            logger.warning(
-                "%s: ended after %d frames of the %d announced (truncated file?)",
-                self.path,
-                index,
-                self.info.frame_count,
-            )
+            self.shortfall = f"ended after {index} frames of the {self.info.frame_count} announced (truncated file?)"
+            logger.warning("%s: %s", self.path, self.shortfall)
 
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         packets = self._container.demux(self._stream)  # ends with an empty packet that drains the decoder
@@ -279,7 +302,11 @@ class VideoWriter:
         color_range, colorspace, color_primaries, color_trc: FFmpeg codes to tag (and convert
             with); None = limited range and :func:`default_matrix`.
         rotation: display rotation, degrees counter-clockwise, a multiple of 90.
-        audio_from: a file whose audio streams are copied in.
+        audio_from: a file whose audio and subtitle streams, tags and chapters are copied in.
+        sample_aspect_ratio: pixel shape to tag (anamorphic video); 0 or None = square.
+        chroma: "420" (default), or "422"/"444" to keep a source's finer chroma (x264, x265).
+        field_order: AVFieldOrder to tag; an interlaced one (2-5) also makes x264 code the
+            frames as interlaced, top or bottom field first, so players go on deinterlacing them.
 
     Raises:
         UnsupportedFormatError: unknown codec or container, or a bit depth the codec cannot store.
@@ -304,6 +331,9 @@ class VideoWriter:
         color_trc: int | None = None,
         rotation: int = 0,
         audio_from: str | Path | None = None,
+        sample_aspect_ratio: Fraction | None = None,
+        field_order: int = 0,
+        chroma: str = "420",
     ) -> None:
         self.path = Path(path)
         if width <= 0 or height <= 0 or fps <= 0 or rotation % 90:
@@ -315,7 +345,9 @@ class VideoWriter:
         self.width, self.height = width, height
         self.frames_written = 0
         self._encoder = _ENCODERS.get(codec.lower(), "")
-        self._pixel_format = _pixel_format(self.path, self._encoder or codec, bit_depth, width, height)
+        if chroma not in ("420", "422", "444"):
+            raise ValueError(f"VideoWriter: chroma must be 420, 422 or 444, got {chroma!r}")
+        self._pixel_format = _pixel_format(self.path, self._encoder or codec, bit_depth, width, height, chroma)
         self._time_base = Fraction(time_base) if time_base is not None else 1 / fps
         self._frame_step = max(1, round(1 / (fps * self._time_base)))
         self._last_pts: int | None = None
@@ -332,6 +364,10 @@ class VideoWriter:
         try:
             tags = (_tag_or(color_primaries, default_tag), _tag_or(color_trc, default_tag))
             self._stream = self._add_video_stream(fps, crf, preset, *tags, rotation)
+            if sample_aspect_ratio:
+                self._stream.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
+            if field_order in INTERLACED_FIELD_ORDERS:
+                self._interlace(field_order)
             self._audio = _AudioCopy(Path(audio_from), self._container) if audio_from is not None else None
         except BaseException:
             self.abort()
@@ -367,6 +403,16 @@ class VideoWriter:
         if rotation % 360:
             stream.set_display_rotation(rotation % 360)
         return stream
+
+    def _interlace(self, field_order: int) -> None:
+        self._stream.codec_context.field_order = field_order
+        if self._encoder == "libx264":
+            first = "tff" if field_order in FIELD_TOP_FIRST else "bff"
+            self._stream.options = self._stream.options | {
+                "x264-params": f"{self._stream.options['x264-params']}:interlaced=1:{first}=1"}
+        elif self._encoder == "libx265":
+            logger.warning("%s: libx265 codes the interlaced source as progressive frames (only the field order "
+                           "is tagged); use libx264 to keep it interlaced", self.path)
 
     def __enter__(self) -> Self:
         return self
@@ -494,18 +540,37 @@ def _writer_settings(info: VideoInfo, width: int, height: int) -> dict[str, Any]
         "color_primaries": info.color_primaries,
         "color_trc": info.color_trc,
         "rotation": info.rotation,
-        "audio_from": info.path if info.has_audio else None,
+        "audio_from": info.path,  # audio, subtitles, tags and chapters
+        "sample_aspect_ratio": info.sample_aspect_ratio,
+        "field_order": info.field_order,
+        "chroma": _chroma(info.pix_fmt),
     }
 
 
-def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio_from: str | Path | None = None) -> int:
+def _chroma(pix_fmt: str) -> str:
+    """A YUV source's chroma subsampling as "420", "422" or "444" ("420" for anything else)."""
+    try:
+        fmt = av.VideoFormat(pix_fmt, 16, 16)
+    except (ValueError, av.FFmpegError):
+        return "420"
+    if fmt.is_rgb or len(fmt.components) < 3 or fmt.name.startswith(("gray", "ya")):
+        return "420"
+    chroma = fmt.components[1]
+    if (chroma.width, chroma.height) == (fmt.width, fmt.height):
+        return "444"
+    return "422" if chroma.height == fmt.height else "420"
+
+
+def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio_from: str | Path | None = None,
+                transcode_audio: bool = False) -> int:
     """Join video files encoded one after another with the same settings (segments of one
     restoration) into ``path``, packet by packet (no re-encode), atomically.
 
     Each part must start with a keyframe and hold the timestamps it should have in the joined
     file (as :func:`write_video` keeps the source's). The stream parameters (codec, size, pixel
     format, colour tags) come from the first part; ``rotation`` goes in the display matrix and
-    ``audio_from``'s audio is interleaved as :class:`VideoWriter` does. Returns the packet count.
+    ``audio_from``'s audio is interleaved as :class:`VideoWriter` does (``transcode_audio``: as
+    AAC, for audio the container's muxer refuses to copy). Returns the packet count.
     """
     path = Path(path)
     if not parts:
@@ -530,7 +595,8 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
                         stream.codec_context.framerate = source.average_rate or source.guessed_rate
                         if rotation % 360:
                             stream.set_display_rotation(rotation % 360)
-                        audio = _AudioCopy(Path(audio_from), output) if audio_from is not None else None
+                        audio = (_AudioCopy(Path(audio_from), output, transcode=transcode_audio)
+                                 if audio_from is not None else None)
                     segment = [packet for packet in container.demux(source) if packet.size]  # drop the flush packet
                     _fill_decode_timestamps(segment, Path(part))
                     for packet in segment:
@@ -608,17 +674,47 @@ def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
         packet.dts = decode_times[index]
 
 
-class _AudioCopy:
-    """Feeds the audio streams of a source file into an output container, in step with the video."""
+_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
+_DROPPED_SUBTITLES: set[tuple[Path, int, str]] = set()
 
-    def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
+
+# Tags a muxer writes itself, or that describe the source file rather than its content.
+_UNCOPIED_TAGS = ("encoder", "major_brand", "minor_version", "compatible_brands", "duration", "number_of_",
+                  "_statistics", "bps", "rotate")
+
+
+def _copy_tags(source: Any, target: Any) -> None:
+    for key, value in source.metadata.items():
+        if not key.lower().startswith(_UNCOPIED_TAGS):
+            target.metadata[key] = value
+
+
+class _AudioCopy:
+    """Feeds the audio and subtitle streams of a source file into an output container, in step
+    with the video, with their tags (language, title), the file's tags (title) and its chapters."""
+
+    def __init__(self, source: Path, output: av.container.OutputContainer, *, transcode: bool = False) -> None:
         source = require_file(source)
         self._output = output
         self._input = _open_input(source, require_video=False)
-        self._tracks: dict[int, tuple[av.AudioStream, av.AudioStream, bool]] = {}
+        self._tracks: dict[int, tuple[av.stream.Stream, av.stream.Stream, bool]] = {}
+        _copy_tags(self._input, output)
+        if self._input.streams.video and output.streams.video:  # the video track's language, title
+            _copy_tags(self._input.streams.video[0], output.streams.video[0])
+        chapters = self._input.chapters()
+        if chapters:
+            output.set_chapters(chapters)
         for stream in self._input.streams.audio:
             try:
-                self._tracks[stream.index] = (stream, output.add_stream_from_template(stream), False)
+                if transcode:
+                    raise ValueError("asked to transcode")
+                copy = output.add_stream_from_template(stream)
+                channels = stream.layout.nb_channels
+                if stream.layout.name == f"{channels} channels" and channels in _USUAL_LAYOUTS:
+                    # An unlabelled layout (AVI, WAV captures): MP4's muxer refuses it when it
+                    # writes the header, after the whole restoration. Label it the usual way.
+                    copy.codec_context.layout = _USUAL_LAYOUTS[channels]
+                self._tracks[stream.index] = (stream, copy, False)
             except ValueError:
                 logger.info(
                     "%s: %s audio does not fit this container; transcoding it to AAC", source, stream.codec_context.name
@@ -628,9 +724,19 @@ class _AudioCopy:
                     output.add_stream("aac", rate=stream.rate, layout=f"{stream.layout.nb_channels}c", format="fltp"),
                     True,
                 )
-        if not self._tracks:
-            logger.warning("%s: has no audio stream to copy", source)
-        self._packets = self._input.demux(*self._input.streams.audio) if self._tracks else iter(())
+            _copy_tags(stream, self._tracks[stream.index][1])
+        for stream in self._input.streams.subtitles:
+            try:
+                self._tracks[stream.index] = (stream, output.add_stream_from_template(stream), False)
+                _copy_tags(stream, self._tracks[stream.index][1])
+            except ValueError:
+                suffix = Path(output.name).suffix
+                if (source, stream.index, suffix) not in _DROPPED_SUBTITLES:  # once, not at the check and the join
+                    _DROPPED_SUBTITLES.add((source, stream.index, suffix))
+                    logger.warning("%s: subtitle stream %d (%s) cannot go into %s files and is left out; write .mkv "
+                                   "to keep it", source, stream.index, stream.codec_context.name, suffix)
+        self._packets = (self._input.demux(*(self._input.streams[i] for i in self._tracks)) if self._tracks
+                         else iter(()))
         self._pending: av.Packet | None = None
 
     def copy_until(self, end: float) -> None:
@@ -713,7 +819,17 @@ def _describe(path: Path, container: av.container.InputContainer) -> VideoInfo:
         has_audio=bool(container.streams.audio),
         duration=duration,
         length_is_estimate=length_is_estimate,
+        sample_aspect_ratio=_sample_aspect_ratio(stream),
+        field_order=int(getattr(context, "field_order", 0) or 0),
     )
+
+
+def _sample_aspect_ratio(stream: av.VideoStream) -> Fraction:
+    """The container's pixel shape, else the codec's; ``Fraction(0)`` when neither says (square)."""
+    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if ratio is not None and ratio.numerator > 0 and ratio.denominator > 0:
+            return Fraction(ratio.numerator, ratio.denominator)
+    return Fraction(0)
 
 
 def _tag_seconds(metadata: dict[str, str]) -> float | None:
@@ -747,8 +863,9 @@ def _tag_or(value: int | None, default: int) -> int:
     return default if value in (None, 0, UNSPECIFIED) else value
 
 
-def _pixel_format(path: Path, encoder: str, bit_depth: int, width: int, height: int) -> str:
-    """The pixel format for ``encoder`` at ``bit_depth``; 4:4:4 instead of 4:2:0 for odd sizes."""
+def _pixel_format(path: Path, encoder: str, bit_depth: int, width: int, height: int, chroma: str = "420") -> str:
+    """The pixel format for ``encoder`` at ``bit_depth``: 4:2:0, or ``chroma`` ("422", "444": a
+    source's own) where the encoder has it; 4:4:4 instead of 4:2:0 for odd sizes."""
     if encoder not in _PIXEL_FORMATS:
         raise UnsupportedFormatError(path, f"unknown video codec {encoder!r}; use one of {sorted(_ENCODERS)}")
     pixel_format = _PIXEL_FORMATS[encoder].get(bit_depth)
@@ -756,8 +873,10 @@ def _pixel_format(path: Path, encoder: str, bit_depth: int, width: int, height: 
         raise UnsupportedFormatError(
             path, f"{encoder} cannot store {bit_depth}-bit video (it can: {sorted(_PIXEL_FORMATS[encoder])})"
         )
-    if (width % 2 or height % 2) and "420" in pixel_format:
-        pixel_format = pixel_format.replace("420", "444")
+    if chroma != "420" and "420" in pixel_format:
+        pixel_format = pixel_format.replace("420", chroma)
+    if (width % 2 or height % 2) and ("420" in pixel_format or "422" in pixel_format):
+        pixel_format = pixel_format.replace("420", "444").replace("422", "444")
     if encoder not in av.codecs_available or pixel_format not in {
         f.name for f in av.Codec(encoder, "w").video_formats or ()
     }:

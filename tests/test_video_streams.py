@@ -1,0 +1,197 @@
+"""What a restored video keeps besides its pictures: pixel shape, interlacing, chroma subsampling,
+subtitles, tags and chapters; and damaged timing, truncation and capture audio handled cleanly.
+
+Each source is made here with PyAV in the form the problem takes in real files (DVD-style SAR,
+x264 TFF, 4:2:2 masters, SRT in MKV, AVI captures with unlabelled PCM)."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from vidrestore.cli import main
+from vidrestore.engine import Restorer
+from vidrestore.errors import MediaError
+from vidrestore.io import VideoReader, probe
+from vidrestore.nets.unet import UNet
+from vidrestore import video as video_module
+from vidrestore.video import restore_video
+
+WIDTH, HEIGHT, FRAMES = 96, 64, 8
+TINY = dict(base_channels=8, channel_multipliers=(1, 2), encoder_blocks=(1, 1), decoder_blocks=(1, 1), middle_blocks=1)
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    torch.manual_seed(0)
+    return Restorer(UNet(**TINY), precision="fp32", tile=0)
+
+
+def pictures(count: int = FRAMES) -> list[np.ndarray]:
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    return [np.stack([(x * 2 + 5 * i) % 256, (y * 3) % 256, (x + y + 9 * i) % 256], axis=-1).astype(np.uint8)
+            for i in range(count)]
+
+
+def make_clip(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p", rate: int = 25, options=None,
+              sar: Fraction | None = None, pts: list[int] | None = None, time_base: Fraction | None = None,
+              audio: str | None = None, subtitles: bool = False, tags: dict | None = None,
+              chapters: list[dict] | None = None) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
+        if time_base:
+            stream.time_base = stream.codec_context.time_base = time_base
+        if options:
+            stream.options = options
+        if sar:
+            stream.codec_context.sample_aspect_ratio = sar
+        for key, value in (tags or {}).items():
+            container.metadata[key] = value
+        sound = None
+        if audio:
+            sound = container.add_stream(audio, rate=48000, layout="stereo")
+            sound.metadata["language"] = "fra"
+            sound.metadata["title"] = "Commentary"
+        if subtitles:
+            srt = path.with_suffix(".srt")
+            srt.write_text("1\n00:00:00,000 --> 00:00:00,100\nHello\n\n")
+            subtitle_source = av.open(str(srt))
+            text = container.add_stream_from_template(subtitle_source.streams.subtitles[0])
+            text.metadata["language"] = "eng"
+        if chapters:
+            container.set_chapters(chapters)
+        for index, picture in enumerate(pictures()):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = index if pts is None else pts[index]
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            samples = np.zeros((1, 2 * 48000 * FRAMES // rate), np.int16)
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, 0
+            container.mux(sound.encode(frame))
+            container.mux(sound.encode(None))
+        if subtitles:
+            for packet in subtitle_source.demux():
+                if packet.size:
+                    packet.stream = text
+                    container.mux(packet)
+            subtitle_source.close()
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_anamorphic_pixel_shape_is_kept(restorer, tmp_path, suffix):
+    source = make_clip(tmp_path / f"dvd{suffix}", sar=Fraction(8, 9))
+    assert probe(source).sample_aspect_ratio == Fraction(8, 9)
+    restore_video(source, tmp_path / f"out{suffix}", restorer, progress=False)
+    assert probe(tmp_path / f"out{suffix}").sample_aspect_ratio == Fraction(8, 9)
+
+
+def test_interlaced_input_stays_interlaced_and_is_named(restorer, tmp_path, caplog):
+    source = make_clip(tmp_path / "tff.mkv", options={"x264-params": "interlaced=1:tff=1"})
+    assert probe(source).interlaced
+    with caplog.at_level(logging.WARNING):
+        restore_video(source, tmp_path / "out.mkv", restorer, progress=False)
+    assert "interlaced (top field first)" in caplog.text
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert container.streams.video[0].codec_context.field_order == probe(source).field_order
+        assert next(container.decode(video=0)).interlaced_frame
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv422p", "yuv444p", "yuv422p10le"])
+def test_finer_chroma_than_420_is_kept(restorer, tmp_path, pix_fmt):
+    source = make_clip(tmp_path / "master.mkv", pix_fmt=pix_fmt)
+    restore_video(source, tmp_path / "out.mp4", restorer, progress=False)
+    assert probe(tmp_path / "out.mp4").pix_fmt == pix_fmt
+
+
+def test_subtitles_tags_and_chapters_are_kept(restorer, tmp_path):
+    chapters = [{"id": 1, "start": 0, "end": 160, "time_base": Fraction(1, 1000), "metadata": {"title": "Intro"}},
+                {"id": 2, "start": 160, "end": 320, "time_base": Fraction(1, 1000), "metadata": {"title": "Vows"}}]
+    source = make_clip(tmp_path / "wedding.mkv", audio="flac", subtitles=True, tags={"title": "Wedding 1987"},
+                       chapters=chapters)
+    restore_video(source, tmp_path / "out.mkv", restorer, progress=False, segment_frames=3)
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert container.metadata.get("title") == "Wedding 1987"
+        assert [c["metadata"].get("title") for c in container.chapters()] == ["Intro", "Vows"]
+        audio, = container.streams.audio
+        assert (audio.metadata.get("language"), audio.metadata.get("title")) == ("fra", "Commentary")
+        text, = container.streams.subtitles
+        assert text.metadata.get("language") == "eng"
+        assert [bytes(p) for p in container.demux(text) if p.size] == [b"Hello"]
+
+
+def test_subtitles_an_mp4_cannot_hold_are_named(restorer, tmp_path, caplog):
+    source = make_clip(tmp_path / "subs.mkv", subtitles=True)
+    with caplog.at_level(logging.WARNING):
+        restore_video(source, tmp_path / "out.mp4", restorer, progress=False)
+    assert caplog.text.count("subtitle stream 1 (srt) cannot go into .mp4 files") == 1
+
+
+def test_capture_audio_with_an_unlabelled_layout_goes_into_mp4(restorer, tmp_path):
+    """AVI stores PCM without a channel layout; MP4's muxer refused it only when writing its header,
+    after the whole restoration."""
+    source = make_clip(tmp_path / "capture.avi", codec="mpeg4", audio="pcm_s16le")
+    with av.open(str(source)) as container:
+        assert container.streams.audio[0].layout.name == "2 channels"
+    restore_video(source, tmp_path / "out.mp4", restorer, progress=False)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].layout.name == "stereo"
+
+
+def test_a_join_the_muxer_refuses_is_retried_with_aac(restorer, tmp_path, monkeypatch):
+    source = make_clip(tmp_path / "capture.mkv", audio="pcm_s16le")
+    real_join = video_module.join_videos
+
+    def picky_join(*args, transcode_audio=False, **kwargs):
+        if not transcode_audio:
+            raise MediaError(Path(args[1]), "joining segments failed: Invalid argument")
+        return real_join(*args, transcode_audio=transcode_audio, **kwargs)
+
+    monkeypatch.setattr(video_module, "join_videos", picky_join)
+    restore_video(source, tmp_path / "out.mkv", restorer, progress=False)
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+
+
+def test_repeated_timestamps_are_moved_not_fatal(restorer, tmp_path, caplog):
+    stamps = [0, 1, 2, 3, 3, 4, 5, 6]
+    source = make_clip(tmp_path / "dup.mkv", codec="ffv1", pix_fmt="yuv420p", rate=1000, pts=stamps,
+                       time_base=Fraction(1, 1000))
+    with VideoReader(source) as reader:
+        assert [f.pts for f in reader] == [0, 1, 2, 3, 4, 5, 6, 7]
+    with caplog.at_level(logging.WARNING):
+        restore_video(source, tmp_path / "out.mkv", restorer, progress=False)
+    assert "does not follow" in caplog.text and probe(tmp_path / "out.mkv").frame_count == FRAMES
+
+
+def test_a_truncated_video_is_restored_and_reported_incomplete(tiny_model_file, tmp_path, capsys):
+    good = make_clip(tmp_path / "good.mkv", codec="ffv1")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    code = main(["restore", str(cut), "-o", str(tmp_path / "out.mkv"), "--model", str(tiny_model_file),
+                 "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "restored 1 (1 incomplete), skipped 0, failed 0" in captured.out
+    assert "incomplete:" in captured.err and "of the 8 announced" in captured.err
+    assert 0 < probe(tmp_path / "out.mkv").frame_count < FRAMES
+
+
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory) -> Path:
+    from vidrestore.weights import save_generator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_generator(path, UNet(**TINY), TINY)
+    return path
