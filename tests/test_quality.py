@@ -38,6 +38,7 @@ from vidrestore.quality import (
     train_quality,
 )
 from vidrestore.train.config import apply_overrides
+from vidrestore.train.loop import TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -327,6 +328,27 @@ def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(labelled, tmp_path, monkeypa
         assert torch.equal(a["model"][key], b["model"][key]), key
     curve = [json.loads(x) for x in open(tmp_path / "a/metrics.jsonl")]
     assert curve == [json.loads(x) for x in open(tmp_path / "b/metrics.jsonl")]
+
+
+def test_a_mid_epoch_resume_keeps_its_batch_size(labelled, tmp_path, monkeypatch):
+    """The saved place is a batch index: another batch size would skip or repeat crops."""
+    common = ["epochs=2", "samples_per_epoch=32"]
+    real_forward = QualityNet.forward
+
+    def forward(self, x):
+        if self.training:
+            signal.raise_signal(signal.SIGINT)
+        return real_forward(self, x)
+
+    monkeypatch.setattr(QualityNet, "forward", forward)
+    first = train_quality(tiny_config(labelled, tmp_path, *common), progress=False)
+    assert first["stopped_by"] == "signal" and torch.load(tmp_path / "checkpoint.pt", weights_only=True)["batch"] == 1
+    monkeypatch.setattr(QualityNet, "forward", real_forward)
+    before = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(TrainingError, match="resume it with the batch_size and samples_per_epoch it started with"):
+        train_quality(tiny_config(labelled, tmp_path, *common, "batch_size=16"), resume=True, progress=False)
+    assert (tmp_path / "config.json").read_bytes() == before
+    assert train_quality(tiny_config(labelled, tmp_path, *common), resume=True, progress=False)["epoch"] == 2
 
 
 def test_early_stopping(labelled, tmp_path):

@@ -106,11 +106,58 @@ def test_interlaced_input_stays_interlaced_and_is_named(restorer, tmp_path, capl
         assert next(container.decode(video=0)).interlaced_frame
 
 
-@pytest.mark.parametrize("pix_fmt", ["yuv422p", "yuv444p", "yuv422p10le"])
-def test_finer_chroma_than_420_is_kept(restorer, tmp_path, pix_fmt):
-    source = make_clip(tmp_path / "master.mkv", pix_fmt=pix_fmt)
+@pytest.mark.parametrize(("pix_fmt", "kept"), [("yuv422p", "yuv422p"), ("yuv444p", "yuv444p"),
+                                               ("yuv422p10le", "yuv422p10le"), ("yuv411p", "yuv422p")])
+def test_finer_chroma_than_420_is_kept_on_request(restorer, tmp_path, pix_fmt, kept):
+    """4:2:0 by default (High 4:2:2/4:4:4 H.264 does not play in browsers or on phones: DV and
+    MJPEG home video must stay playable); chroma="source" keeps a master's."""
+    source = make_clip(tmp_path / "master.mkv", codec="ffv1", pix_fmt=pix_fmt)
     restore_video(source, tmp_path / "out.mp4", restorer, progress=False)
-    assert probe(tmp_path / "out.mp4").pix_fmt == pix_fmt
+    assert probe(tmp_path / "out.mp4").pix_fmt == ("yuv420p10le" if "10" in pix_fmt else "yuv420p")
+    restore_video(source, tmp_path / "kept.mp4", restorer, progress=False, chroma="source")
+    assert probe(tmp_path / "kept.mp4").pix_fmt == kept
+
+
+def test_interlaced_with_a_height_x264_cannot_code_as_fields(restorer, tmp_path, caplog):
+    """4:2:0 fields need a height divisible by 4 (720×486 NTSC D1 is not): coded progressive, said once
+    (it failed at the first segment, after the up-front check had passed)."""
+    cut = tmp_path / "d1_66.mkv"  # 66 lines: even, not a multiple of 4
+    frames = [p[:66] for p in pictures()]
+    with av.open(str(cut), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, 66, "yuv420p"
+        stream.codec_context.field_order = 2
+        for index, picture in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    with caplog.at_level(logging.WARNING):
+        restore_video(cut, tmp_path / "out.mp4", restorer, progress=False)
+    assert probe(cut).interlaced
+    assert caplog.text.count("66 lines cannot be coded interlaced in yuv420p") == 1
+    assert probe(tmp_path / "out.mp4").frame_count == FRAMES
+
+
+def test_a_paletted_video_is_read(tmp_path):
+    """swscale reads pal8 but cannot write it: the interpolation check must not stop the reader."""
+    path = tmp_path / "pal.mov"
+    palette = np.zeros((256, 4), np.uint8)
+    palette[:, 0], palette[:, 1], palette[:, 3] = np.arange(256), 255 - np.arange(256), 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("png", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "pal8"
+        for index in range(3):
+            indices = ((np.arange(64 * 48).reshape(48, 64) + index) % 256).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray((indices, palette), format="pal8")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with VideoReader(path) as reader:
+        frames = list(reader)
+    with av.open(str(path)) as container:
+        expected = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert len(frames) == 3 and np.array_equal(frames[0].rgb, expected)
 
 
 def test_subtitles_tags_and_chapters_are_kept(restorer, tmp_path):
@@ -162,15 +209,46 @@ def test_a_join_the_muxer_refuses_is_retried_with_aac(restorer, tmp_path, monkey
         assert container.streams.audio[0].codec_context.name == "aac"
 
 
-def test_repeated_timestamps_are_moved_not_fatal(restorer, tmp_path, caplog):
-    stamps = [0, 1, 2, 3, 3, 4, 5, 6]
-    source = make_clip(tmp_path / "dup.mkv", codec="ffv1", pix_fmt="yuv420p", rate=1000, pts=stamps,
+def test_a_repeated_timestamp_moves_by_a_frame(restorer, tmp_path, caplog):
+    source = make_clip(tmp_path / "dup.mkv", codec="ffv1", pts=[0, 40, 80, 120, 120, 160, 200, 240],
                        time_base=Fraction(1, 1000))
     with VideoReader(source) as reader:
-        assert [f.pts for f in reader] == [0, 1, 2, 3, 4, 5, 6, 7]
+        assert [f.pts for f in reader] == [0, 40, 80, 120, 160, 200, 240, 280]
     with caplog.at_level(logging.WARNING):
         restore_video(source, tmp_path / "out.mkv", restorer, progress=False)
-    assert "does not follow" in caplog.text and probe(tmp_path / "out.mkv").frame_count == FRAMES
+    assert "does not follow" in caplog.text and len(list(VideoReader(tmp_path / "out.mkv"))) == FRAMES
+
+
+def test_concatenated_recordings_keep_their_frame_spacing(restorer, tmp_path):
+    """Timestamps jumping back where two MPEG-TS recordings were joined (cat a.ts b.ts): each later
+    frame keeps its spacing. Moved one 1/90000 s tick at a time they were squeezed into 0.2 ms and
+    Matroska's milliseconds merged them; the join failed after the whole restoration."""
+    clip = make_clip(tmp_path / "a.ts", codec="mpeg2video")
+    (tmp_path / "cat.ts").write_bytes(clip.read_bytes() * 2)
+    with VideoReader(tmp_path / "cat.ts") as reader:
+        steps = np.diff([f.pts for f in reader])
+    assert len(steps) == 2 * FRAMES - 1 and (steps == 3600).all()
+    restore_video(tmp_path / "cat.ts", tmp_path / "out.mkv", restorer, progress=False)
+    with VideoReader(tmp_path / "out.mkv") as reader:
+        times = [f.time for f in reader]
+    assert len(times) == 2 * FRAMES and np.allclose(np.diff(times), 0.04, atol=0.0015)
+
+
+def test_a_variable_frame_rate_mkv_is_not_called_truncated(tiny_model_file, tmp_path, capsys):
+    """Matroska has no frame count: duration × average rate over-counts a clip with a gap."""
+    source = make_clip(tmp_path / "gap.mkv", pts=[0, 40, 80, 120, 400, 440, 480, 520], time_base=Fraction(1, 1000))
+    code = main(["restore", str(source), "-o", str(tmp_path / "out.mkv"), "--model", str(tiny_model_file),
+                 "--device", "cpu"])
+    assert code == 0 and "incomplete" not in capsys.readouterr().out
+
+
+def test_segments_of_different_shapes_are_not_joined(tmp_path):
+    from vidrestore.io.video import join_videos
+
+    parts = [make_clip(tmp_path / "a.mp4"), make_clip(tmp_path / "b.mp4", pix_fmt="yuv422p")]
+    with pytest.raises(MediaError, match="not one restoration's segments"):
+        join_videos(parts, tmp_path / "joined.mp4")
+    assert not (tmp_path / "joined.mp4").exists()
 
 
 def test_a_truncated_video_is_restored_and_reported_incomplete(tiny_model_file, tmp_path, capsys):
@@ -183,7 +261,7 @@ def test_a_truncated_video_is_restored_and_reported_incomplete(tiny_model_file, 
     captured = capsys.readouterr()
     assert code == 1
     assert "restored 1 (1 incomplete), skipped 0, failed 0" in captured.out
-    assert "incomplete:" in captured.err and "of the 8 announced" in captured.err
+    assert "incomplete:" in captured.err and "announced, the last at" in captured.err
     assert 0 < probe(tmp_path / "out.mkv").frame_count < FRAMES
 
 

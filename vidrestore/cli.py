@@ -110,7 +110,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         args.output,
         restorer,
         skip_existing=args.skip_existing,
-        video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "temporal": not args.no_temporal,
+        video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "chroma": args.chroma,
+                       "temporal": not args.no_temporal,
                        "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius,
                        "segment_frames": args.segment_frames, "resume": not args.no_resume},
     )
@@ -278,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default="libx264", help="video codec: libx264, libx265, ffv1 (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="video quality (default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")
+    p.add_argument("--chroma", default="420", choices=("420", "422", "444", "source"),
+                   help="video chroma subsampling (x264/x265): 420 plays everywhere (default); source keeps a "
+                        "4:2:2/4:4:4 source's")
     p.add_argument("--no-temporal", action="store_true", help="video: no temporal consistency stage")
     p.add_argument("--temporal-strength", type=float, default=1.0, help="video: 0..1 (default 1)")
     p.add_argument("--temporal-radius", type=int, default=2, help="video: neighbours each side (default 2)")

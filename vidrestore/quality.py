@@ -769,6 +769,11 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
         epoch, bad_epochs = int(state["epoch"]), int(state["bad_epochs"])
         best = json.loads(state["best"])
         start_batch, running, seen = int(state.get("batch", 0)), float(state.get("running", 0.0)), int(state.get("seen", 0))
+        started_with = json.loads(state["config"])
+        if start_batch and any(started_with.get(k) != getattr(config, k) for k in ("batch_size", "samples_per_epoch")):
+            raise TrainingError(f"{checkpoint_path} stopped inside an epoch: resume it with the batch_size and "
+                                f"samples_per_epoch it started with ({started_with.get('batch_size')}, "
+                                f"{started_with.get('samples_per_epoch')})")
         log.info("resumed from %s after epoch %d%s", checkpoint_path, epoch,
                  f" and {start_batch} of its {steps_per_epoch} batches" if start_batch else "")
     # Written once the checkpoint has loaded: a failed resume leaves the run as it was.
@@ -856,7 +861,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
             stopped_early = bad_epochs >= config.patience
             interrupted = bool(config.stop_after and epoch >= config.stop_after and epoch < config.epochs)
             if interrupted:
-                stop["by"] = "stop_after"
+                stop["by"] = stop["by"] or "stop_after"
             save_checkpoint(checkpoint_path, _state())
             if stop["now"] and not stopped_early and epoch < config.epochs:  # asked during validation: saved whole
                 interrupted = True

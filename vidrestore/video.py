@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
-from vidrestore.io.video import FIELD_TOP_FIRST
+from vidrestore.io.video import FIELD_TOP_FIRST, chroma_of
 from vidrestore.io._files import atomic_output
 from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
@@ -212,6 +212,7 @@ def restore_video(
     temporal_strength: float = 1.0,
     temporal_radius: int = 2,
     bit_depth: int | None = None,
+    chroma: str = "420",
     batch_size: int = 4,
     segment_frames: int = 250,
     resume: bool = True,
@@ -231,6 +232,9 @@ def restore_video(
     the source (path, size, modification time), the restorer's ``fingerprint`` and every
     setting; if any differs, or ``resume`` is False, or the restorer has no fingerprint, it
     starts over. The report covers the frames restored in this run.
+
+    ``chroma``: the output's chroma subsampling with x264/x265, "420" (plays everywhere), "422",
+    "444", or "source" to keep a 4:2:2/4:4:4 source's (4:1:1 DV becomes 4:2:2).
     """
     source, target = Path(source), Path(target)
     if segment_frames < 1:
@@ -243,7 +247,13 @@ def restore_video(
     config = TemporalConfig(radius=temporal_radius, strength=temporal_strength) if temporal else None
     radius = config.radius if config is not None and config.strength > 0 else 0
     report = VideoReport()
-    options: dict[str, Any] = {"codec": codec, "crf": crf, "preset": preset}
+    if chroma not in ("420", "422", "444", "source"):
+        raise ValueError(f"chroma must be 420, 422, 444 or source, got {chroma!r}")
+    options: dict[str, Any] = {"codec": codec, "crf": crf, "preset": preset,
+                               "chroma": chroma_of(info.pix_fmt) if chroma == "source" else chroma}
+    if chroma == "420" and chroma_of(info.pix_fmt) != "420":
+        log.info("%s: %s source written 4:2:0 (plays everywhere); --chroma source keeps its chroma", source,
+                 info.pix_fmt)
     if bit_depth is not None:
         options["bit_depth"] = bit_depth
     if codec in ("ffv1",) and info.bit_depth <= 8:
@@ -336,7 +346,7 @@ def _job_key(source: Path, restorer: Any, options: dict[str, Any], config: Tempo
         return None
     stat = source.stat()
     return {
-        "version": 1,
+        "version": 2,  # 2: segments keep the source's pixel shape, field order and (opt-in) chroma
         "source": str(source.resolve()),
         "source_size": stat.st_size,
         "source_mtime_ns": stat.st_mtime_ns,

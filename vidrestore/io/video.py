@@ -94,11 +94,14 @@ def _interpolation(source: str, target: str) -> Interpolation:
         y, x = np.mgrid[0:48, 0:64].astype(np.float64)
         picture = np.stack([x / 64, y / 48, 0.5 + 0.4 * np.sin(x / 5 + y / 7)], axis=-1)
         probe = av.VideoFrame.from_ndarray(np.round(picture * 65535).astype(np.uint16), format="rgb48le")
-        probe = probe.reformat(format=source, interpolation=_PLAIN_INTERPOLATION)
-        results = [probe.reformat(format=target, interpolation=f).reformat(
-            format="rgb48le", interpolation=_PLAIN_INTERPOLATION).to_ndarray().astype(np.float64) / 65535
-            for f in (_INTERPOLATION, _PLAIN_INTERPOLATION)]
-        agrees = float(np.sqrt(np.mean((results[0] - results[1]) ** 2))) < 0.02  # ~5 levels: same picture
+        try:
+            probe = probe.reformat(format=source, interpolation=_PLAIN_INTERPOLATION)
+            results = [probe.reformat(format=target, interpolation=f).reformat(
+                format="rgb48le", interpolation=_PLAIN_INTERPOLATION).to_ndarray().astype(np.float64) / 65535
+                for f in (_INTERPOLATION, _PLAIN_INTERPOLATION)]
+            agrees = float(np.sqrt(np.mean((results[0] - results[1]) ** 2))) < 0.02  # ~5 levels: same picture
+        except (ValueError, OSError, av.FFmpegError):  # swscale reads but cannot write it (pal8, Bayer)
+            agrees = True
         flags = _interpolations[(source, target)] = _INTERPOLATION if agrees else _PLAIN_INTERPOLATION
         if not agrees:
             logger.debug("swscale %s -> %s: full chroma interpolation is broken here; using plain", source, target)
@@ -243,26 +246,41 @@ class VideoReader:
             raise RuntimeError(f"{self.path}: a VideoReader is iterated once; open a new one to read again")
         self._started = True
         rgb_format = "rgb48le" if self.dtype == np.uint16 else "rgb24"
-        index, last_pts, repaired = 0, None, 0
+        index, last_pts, repaired, offset, last_time = 0, None, 0, 0, 0.0
+        # A timestamp that does not increase (a duplicate, or a jump back where files were
+        # concatenated) moves to one frame interval after the previous one, and the frames after
+        # it keep their spacing (the offset carries on).
+        step = max(1, round(1 / (self.info.fps * self.info.time_base))) if self.info.fps and self.info.time_base else 1
         for decoded in self._decoded_frames():
             time = decoded.time if decoded.time is not None else (index / self.info.fps if self.info.fps else 0.0)
-            pts = decoded.pts
+            pts = decoded.pts if decoded.pts is None else decoded.pts + offset
             if pts is not None and last_pts is not None and pts <= last_pts:
+                moved = last_pts + step
                 if not repaired:
-                    logger.warning("%s: frame %d's timestamp %d does not follow %d; moved to %d (damaged or badly "
-                                   "muxed file; later ones are counted)", self.path, index, pts, last_pts, last_pts + 1)
-                pts, repaired = last_pts + 1, repaired + 1
-                time = float(pts * self.info.time_base) if self.info.time_base else time
+                    logger.warning("%s: frame %d's timestamp %d does not follow %d; moved to %d with the frames after "
+                                   "it (damaged or concatenated file)", self.path, index, pts, last_pts, moved)
+                offset, pts, repaired = offset + moved - pts, moved, repaired + 1
+            if pts is not None and offset and self.info.time_base:
+                time = float(pts * self.info.time_base)
             last_pts = pts if pts is not None else last_pts
+            last_time = float(time)
             rgb = _reformat(decoded, rgb_format, "src", decoded.colorspace, decoded.color_range).to_ndarray()
             yield Frame(index, pts, float(time), rgb)
             index += 1
         if index == 0:
             raise CorruptMediaError(self.path, "no frame could be decoded")
         if repaired > 1:
-            logger.warning("%s: %d timestamps did not increase and were moved", self.path, repaired)
-        if index < self.info.frame_count and not self.info.length_is_estimate:
-            self.shortfall = f"ended after {index} frames of the {self.info.frame_count} announced (truncated file?)"
+            logger.warning("%s: %d times a timestamp did not increase; frames moved on", self.path, repaired)
+        if self._stream.frames:  # the container's index counts the frames
+            short = index < self._stream.frames
+        else:  # only a duration (Matroska, variable frame rate): judge by time, not by duration × fps
+            step = 1 / float(self.info.fps) if self.info.fps else 0.0
+            short = (self.info.duration is not None and not self.info.length_is_estimate
+                     and last_time + step < self.info.duration - 2 * step)  # > 2 frames' time missing
+        if short:
+            announced = (f"the {self._stream.frames} announced" if self._stream.frames
+                         else f"{self.info.duration:.2f} s announced, the last at {last_time:.2f} s")
+            self.shortfall = f"ended after {index} frames of {announced} (truncated file?)"
             logger.warning("%s: %s", self.path, self.shortfall)
 
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
@@ -406,7 +424,15 @@ class VideoWriter:
 
     def _interlace(self, field_order: int) -> None:
         self._stream.codec_context.field_order = field_order
-        if self._encoder == "libx264":
+        # x264 codes each field apart: a 4:2:0 field needs an even height, so the frame a multiple of 4.
+        rows = 4 if "420" in self._pixel_format else 2
+        if self._encoder == "libx264" and self.height % rows:
+            if (self.height, self._pixel_format) in _WARNED_PROGRESSIVE:  # once, not at the check and each segment
+                return
+            _WARNED_PROGRESSIVE.add((self.height, self._pixel_format))
+            logger.warning("%s: %d lines cannot be coded interlaced in %s; coded as progressive frames (players "
+                           "will not deinterlace them: deinterlace first)", self.path, self.height, self._pixel_format)
+        elif self._encoder == "libx264":
             first = "tff" if field_order in FIELD_TOP_FIRST else "bff"
             self._stream.options = self._stream.options | {
                 "x264-params": f"{self._stream.options['x264-params']}:interlaced=1:{first}=1"}
@@ -543,11 +569,10 @@ def _writer_settings(info: VideoInfo, width: int, height: int) -> dict[str, Any]
         "audio_from": info.path,  # audio, subtitles, tags and chapters
         "sample_aspect_ratio": info.sample_aspect_ratio,
         "field_order": info.field_order,
-        "chroma": _chroma(info.pix_fmt),
     }
 
 
-def _chroma(pix_fmt: str) -> str:
+def chroma_of(pix_fmt: str) -> str:
     """A YUV source's chroma subsampling as "420", "422" or "444" ("420" for anything else)."""
     try:
         fmt = av.VideoFormat(pix_fmt, 16, 16)
@@ -576,7 +601,7 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
     if not parts:
         raise MediaError(path, "no segments to join")
     partial = partial_path(path)
-    packets, last_dts, end = 0, None, 0.0
+    packets, last_dts, end, first_shape = 0, None, 0.0, None
     with _open_input(Path(parts[0])) as first:
         time_base = Fraction(first.streams.video[0].time_base)
     output = _open_output(path, partial, time_base)
@@ -587,7 +612,13 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
                 container = _open_input(Path(part))
                 try:
                     source = container.streams.video[0]
+                    shape = (source.codec_context.name, source.codec_context.width, source.codec_context.height,
+                             source.codec_context.format.name if source.codec_context.format else None)
+                    if index and shape != first_shape:  # e.g. segments left by another version's run
+                        raise MediaError(Path(part), f"segment is {shape}, the first one {first_shape}: "
+                                                     "not one restoration's segments")
                     if index == 0:
+                        first_shape = shape
                         stream = output.add_stream_from_template(source)
                         stream.time_base = source.time_base
                         # The template leaves the frame rate unset: Matroska would then store no
@@ -676,6 +707,7 @@ def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
 
 _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _DROPPED_SUBTITLES: set[tuple[Path, int, str]] = set()
+_WARNED_PROGRESSIVE: set[tuple[int, str]] = set()
 
 
 # Tags a muxer writes itself, or that describe the source file rather than its content.
@@ -733,8 +765,11 @@ class _AudioCopy:
                 suffix = Path(output.name).suffix
                 if (source, stream.index, suffix) not in _DROPPED_SUBTITLES:  # once, not at the check and the join
                     _DROPPED_SUBTITLES.add((source, stream.index, suffix))
-                    logger.warning("%s: subtitle stream %d (%s) cannot go into %s files and is left out; write .mkv "
-                                   "to keep it", source, stream.index, stream.codec_context.name, suffix)
+                    hint = ("convert it to SRT or ASS first (ffmpeg -c:s srt)" if suffix.lower() in (".mkv", ".mka")
+                            else "write .mkv to keep it" if stream.codec_context.name != "mov_text"
+                            else "write .mp4 or .mov to keep it")
+                    logger.warning("%s: subtitle stream %d (%s) cannot go into %s files and is left out; %s",
+                                   source, stream.index, stream.codec_context.name, suffix, hint)
         self._packets = (self._input.demux(*(self._input.streams[i] for i in self._tracks)) if self._tracks
                          else iter(()))
         self._pending: av.Packet | None = None
