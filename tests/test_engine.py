@@ -472,3 +472,24 @@ def test_bad_models_raise_clear_errors(tmp_path) -> None:
         Restorer(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="RGB to RGB"):
         Restorer(UNet(base_channels=8, in_channels=1, out_channels=1))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_colour_under_transparent_pixels_does_not_reach_visible_ones(restorer: Restorer, dtype: type) -> None:
+    """A cut-out's hidden colour (black or white under alpha 0) is invisible: the visible pixels
+    must not depend on it (it put a halo of up to 111 levels on the edge), and it is kept as is."""
+    top = np.iinfo(dtype).max
+    colour = random_frames((1, 40, 48, 3), dtype)
+    alpha = np.full((1, 40, 48, 1), top, dtype)
+    alpha[:, :, 24:] = 0
+    alpha[:, 30:, 20:24] = top // 2  # partly transparent: visible, restored as usual
+    outputs = []
+    for hidden in (0, top):
+        frames = np.concatenate([colour, alpha], axis=-1)
+        frames[:, :, 24:, :3] = hidden
+        restored = restorer(frames)
+        assert np.array_equal(restored[..., 3], alpha[..., 0])
+        assert (restored[:, :, 24:, :3] == hidden).all(), "the hidden colour comes back as it was"
+        outputs.append(restored[:, :, :24, :3])
+    assert np.array_equal(outputs[0], outputs[1])
+    assert not np.array_equal(outputs[0], colour[:, :, :24]), "the visible part is restored"

@@ -271,3 +271,85 @@ def test_batch_round_trip() -> None:
     np.testing.assert_array_equal(from_batch(batch), np.stack(images))
     with pytest.raises(ValueError, match="to_float"):
         to_batch([random_pixels(3, np.uint8)])
+
+
+# ------------------------------------------------------------------------------ metadata beyond ICC/EXIF
+
+
+def camera_exif() -> bytes:
+    """EXIF as a camera writes it: main fields plus Exif and GPS sub-directories."""
+    exif = PillowImage.Exif()
+    exif[0x010F] = "Canon"  # Make
+    exif[0x0110] = "EOS 5D"  # Model
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"  # DateTimeOriginal
+    exif.get_ifd(0x8825)[0x0001] = "N"  # GPSLatitudeRef
+    return exif.tobytes()
+
+
+def test_camera_exif_goes_into_tiff(tmp_path, caplog):
+    """Pillow's TIFF writer fails on the Exif/GPS sub-directories: the file is written with the
+    main fields (it was an unexpected error for every camera photo)."""
+    write_image(tmp_path / "o.tif", Image(random_pixels(3, np.uint8), exif=camera_exif()))
+    with PillowImage.open(tmp_path / "o.tif") as picture:
+        assert picture.getexif().get(0x010F) == "Canon"
+    assert "EXIF sub-directories" in caplog.text
+    write_image(tmp_path / "o.jpg", Image(random_pixels(3, np.uint8), exif=camera_exif()))
+    with PillowImage.open(tmp_path / "o.jpg") as picture:  # JPEG keeps them all
+        assert picture.getexif().get_ifd(0x8769)[0x9003] == "2024:05:01 10:00:00"
+
+
+def test_exif_too_long_for_jpeg_is_dropped_not_fatal(tmp_path, caplog):
+    exif = PillowImage.Exif()
+    exif.get_ifd(0x8769)[0x927C] = b"\0" * 70_000  # a maker note larger than JPEG's 64 KiB segment
+    write_image(tmp_path / "o.jpg", Image(random_pixels(3, np.uint8), exif=exif.tobytes(), icc_profile=SRGB_ICC))
+    assert read_image(tmp_path / "o.jpg").icc_profile == SRGB_ICC
+    assert "EXIF not written (ValueError: EXIF data is too long)" in caplog.text
+
+
+def test_sixteen_bit_gray_with_a_transparent_key_gets_alpha(tmp_path):
+    gray = (np.arange(12 * 17).reshape(12, 17) * 300).astype(np.uint16)
+    picture = PillowImage.fromarray(gray.astype(np.int32)).convert("I;16")
+    picture.save(tmp_path / "k.png", transparency=600)
+    pixels = read_image(tmp_path / "k.png").pixels
+    assert pixels.shape == (12, 17, 2) and pixels.dtype == np.uint16
+    assert pixels[0, 2, 1] == 0 and pixels[0, 3, 1] == 65535 and pixels[0, 3, 0] == 900
+
+
+def test_dpi_xmp_and_png_text_are_kept(tmp_path):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "a.jpg", dpi=(300, 300), xmp=xmp)
+    image = read_image(tmp_path / "a.jpg")
+    write_image(tmp_path / "b.jpg", image)
+    with PillowImage.open(tmp_path / "b.jpg") as picture:
+        assert picture.info["dpi"] == (300, 300) and picture.info["xmp"] == xmp
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_itxt("Title", "Zoë's garden")
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "a.png", pnginfo=info, dpi=(150, 150))
+    write_image(tmp_path / "b.png", read_image(tmp_path / "a.png"))
+    with PillowImage.open(tmp_path / "b.png") as picture:
+        assert picture.text["Title"] == "Zoë's garden" and round(picture.info["dpi"][0]) == 150
+
+
+def test_a_lossless_source_is_marked_so(tmp_path):
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "l.webp", lossless=True)
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "q.webp", quality=80)
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "j.jpg")
+    assert read_image(tmp_path / "l.webp").lossless and not read_image(tmp_path / "q.webp").lossless
+    assert not read_image(tmp_path / "j.jpg").lossless and read_image(tmp_path / "l.webp").source_format == "WEBP"
+
+
+def test_a_multipage_tiff_says_only_its_first_page_is_read(tmp_path, caplog):
+    pages = [PillowImage.fromarray(random_pixels(3, np.uint8, seed=s)) for s in range(3)]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    assert np.array_equal(read_image(tmp_path / "m.tif").pixels, np.asarray(pages[0]))
+    assert "3 pages; only the first is restored" in caplog.text
+
+
+def test_jfif_and_jpe_are_jpeg(tmp_path):
+    for suffix in (".jfif", ".jpe"):
+        PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / f"a{suffix}", format="JPEG")
+        image = read_image(tmp_path / f"a{suffix}")
+        write_image(tmp_path / f"b{suffix}", image)
+        assert read_image(tmp_path / f"b{suffix}").source_format == "JPEG"

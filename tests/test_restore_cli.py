@@ -137,7 +137,12 @@ def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_fold
             writer.write(textured_image(index, 32, 48))
     write_image(tmp_path / "in" / "z.png", Image(pixels=textured_image(8, 32, 40)))
     (tmp_path / "blocker").write_bytes(b"a file where the output folder should be")
-    blocked = run(str(tmp_path / "in"), "-o", str(tmp_path / "blocker"), "--model", str(model_path))
+    refused = run(str(tmp_path / "in"), "-o", str(tmp_path / "blocker"), "--model", str(model_path))
+    assert refused.returncode == 2 and "blocker is a file: with 2 inputs the output must be a folder" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    for name in ("clip.mp4", "z.png"):  # a folder where each output file should be: an OS error per file
+        (tmp_path / "blocked" / name / "x").mkdir(parents=True)
+    blocked = run(str(tmp_path / "in"), "-o", str(tmp_path / "blocked"), "--model", str(model_path))
     assert blocked.returncode == 1 and "Traceback" not in blocked.stderr, blocked.stderr
     assert "restored 0, skipped 0, failed 2" in blocked.stdout, blocked.stdout + blocked.stderr
     # A codec error is found before any frame is restored: no output and no work folder.
@@ -159,3 +164,37 @@ def test_a_float_tiff_with_nan_is_a_bad_file_not_a_bug(model_path, tmp_path):
     assert result.returncode == 1 and "have NaN or infinite pixels" in result.stderr, result.stderr
     assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.tiff").exists()
+
+
+def test_folder_inputs_links_nested_output_and_nothing_to_do(model_path, tmp_path):
+    """A link to a photo elsewhere is restored under its own name (it aborted the whole run); an
+    output folder inside the input folder is not read back on the next run (it nested without
+    end); the input folder as output, and a folder with nothing to restore, are one-line errors."""
+    photos, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    write_image(photos / "a.png", Image(pixels=textured_image(1, 24, 32)))
+    write_image(elsewhere / "b.png", Image(pixels=textured_image(2, 24, 32)))
+    (photos / "b.png").symlink_to(elsewhere / "b.png")
+    for _ in range(2):
+        result = run(str(photos), "-o", str(photos / "restored"), "--model", str(model_path), "--skip-existing")
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png")) == [
+        "a.png", "b.png", "restored/a.png", "restored/b.png"]
+    assert "restored 0, skipped 2, failed 0" in result.stdout
+    same = run(str(photos), "-o", str(photos), "--model", str(model_path))
+    assert same.returncode == 2 and "is an input folder: its files would be overwritten" in same.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no pictures here")
+    empty = run(str(tmp_path / "notes"), "-o", str(tmp_path / "out"), "--model", str(model_path))
+    assert empty.returncode == 2 and "no images or videos found in" in empty.stderr
+
+
+def test_a_lossless_webp_is_restored_into_a_lossless_webp(model_path, tmp_path):
+    from PIL import Image as PillowImage
+
+    PillowImage.fromarray(textured_image(3, 24, 32)).save(tmp_path / "in.webp", lossless=True)
+    PillowImage.fromarray(textured_image(3, 24, 32)).save(tmp_path / "lossy.webp", quality=90)
+    for name in ("in", "lossy"):
+        assert run(str(tmp_path / f"{name}.webp"), "-o", str(tmp_path / f"{name}_out.webp"), "--model",
+                   str(model_path)).returncode == 0
+    assert b"VP8L" in (tmp_path / "in_out.webp").read_bytes()[:64]
+    assert b"VP8L" not in (tmp_path / "lossy_out.webp").read_bytes()[:64]

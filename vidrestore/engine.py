@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, overload
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -516,7 +517,9 @@ class Restorer:
         ``C`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA), as :mod:`vidrestore.io`
         stores pixels. Gray is replicated to RGB for the model and the result is the BT.601 luma
         of the restored RGB (the weights of :func:`vidrestore.io.convert.rgb_to_gray`, computed
-        in float and rounded once). Alpha is copied through untouched. Integer
+        in float and rounded once). Alpha is copied through untouched; colour under fully
+        transparent pixels (alpha 0) is kept as it is, and the model sees the nearest visible
+        colour there, so hidden colour never changes visible pixels. Integer
         results are clamped to [0, 1] and rounded to nearest (as
         :func:`vidrestore.io.convert.from_float`); float results are not clamped.
 
@@ -575,15 +578,54 @@ class Restorer:
             if not bool(finite.all()):
                 raise ValueError(f"frames {torch.nonzero(~finite).flatten().tolist()[:10]} have NaN or infinite pixels")
         output = torch.empty_like(batch)
+        source, hidden = batch[:, :color_channels], None
         if channels in (2, 4):
             output[:, -1] = batch[:, -1]  # alpha, untouched
+            hidden = batch[:, -1] == 0
+            if bool(hidden.any()):
+                # Colour under fully transparent pixels is invisible, but the convolutions would
+                # carry it into the visible pixels around it (a halo at cut-out edges): the model
+                # sees the nearest visible colour there instead, and the hidden colour is kept.
+                source = _fill_hidden(source, hidden)
+            else:
+                hidden = None
         chunk = self._frames_per_chunk(height, width)
         with torch.inference_mode():
             for start in range(0, frame_count, chunk):
-                color = _to_unit_float(self._to_device(batch[start : start + chunk, :color_channels]))
+                color = _to_unit_float(self._to_device(source[start : start + chunk]))
                 restored = _from_unit_float(self._restore_color(color), batch.dtype)
                 output[start : start + chunk, :color_channels] = restored.to(batch.device)
+        if hidden is not None:
+            colour = _bits(output[:, :color_channels])
+            colour.copy_(torch.where(hidden[:, None], _bits(batch[:, :color_channels]), colour))
         return output
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` itself, or for uint16 (which torch can store but not index or select in) the same
+    memory as int16: copying and selecting move the bits unchanged."""
+    return tensor.view(torch.int16) if tensor.dtype == torch.uint16 else tensor
+
+
+def _fill_hidden(color: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """``color`` ``(N, C, H, W)`` with each pixel where ``hidden`` ``(N, H, W)`` holds replaced by
+    the nearest pixel where it does not (frames hidden entirely are left as they are)."""
+    filled = color.clone()
+    values = _bits(filled)
+    for index in range(color.shape[0]):
+        mask = hidden[index].cpu().numpy()
+        if mask.all() or not mask.any():
+            continue
+        # Each hidden pixel gets the label of its nearest visible pixel; labels count the visible
+        # pixels in raster order from 1.
+        _, labels = cv2.distanceTransformWithLabels(mask.astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        flat_mask = mask.ravel()
+        nearest = np.flatnonzero(~flat_mask)[labels.ravel()[flat_mask] - 1]
+        flat = values[index].reshape(color.shape[1], -1)
+        flat[:, torch.from_numpy(np.flatnonzero(flat_mask)).to(flat.device)] = flat[
+            :, torch.from_numpy(nearest).to(flat.device)]
+    return filled
 
 
 def shrink_corrections(

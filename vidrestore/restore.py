@@ -10,6 +10,7 @@ Images keep what they came with: alpha, grayscale, 16-bit depth, ICC profile and
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media
+from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from vidrestore.errors import MediaError, VidrestoreError
 
 __all__ = ["RestoreReport", "expand_inputs", "restore_image_file", "restore_paths"]
@@ -35,14 +36,24 @@ class RestoreReport:
     incomplete: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
-    """``(file, relative output path)`` for every media file the inputs name."""
+def expand_inputs(inputs: list[str | Path], *, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """``(file, relative output path)`` for every media file the inputs name. In a folder, a link
+    to a file elsewhere counts under its own name (links to folders are not followed); files
+    under ``exclude`` (the output folder, when it is inside an input folder) are left out."""
     pairs: list[tuple[Path, Path]] = []
+    skip = exclude.resolve() if exclude is not None else None
     for item in map(str, inputs):
         path = Path(item)
         if path.is_dir():
-            for file in list_media(path):
-                pairs.append((file, file.relative_to(path.resolve())))
+            for file in sorted(path.rglob("*")):
+                relative = file.relative_to(path)
+                if (file.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS or not file.is_file()
+                        or any(part.startswith(".") for part in relative.parts)):
+                    continue
+                if skip is not None and (file.resolve() == skip or skip in file.resolve().parents
+                                         or skip in file.absolute().parents):
+                    continue  # an earlier run's outputs: restoring them again would nest without end
+                pairs.append((file, relative))
         elif path.exists():
             pairs.append((path, Path(path.name)))
         else:
@@ -55,14 +66,17 @@ def expand_inputs(inputs: list[str | Path]) -> list[tuple[Path, Path]]:
 
 def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
     """Restore one image file to ``target`` (format from its extension)."""
-    from vidrestore.io import Image, read_image, write_image
+    from vidrestore.io import read_image, write_image
 
     image = read_image(source)
     try:
         restored = restorer(image.pixels)
     except ValueError as exc:  # the pixels themselves (NaN in a float TIFF): the file's fault
         raise MediaError(source, str(exc)) from exc
-    write_image(target, Image(pixels=restored, icc_profile=image.icc_profile, exif=image.exif))
+    # Everything the source carried (ICC, EXIF, DPI, XMP, PNG text) goes along; a lossless source
+    # stays lossless in WebP (lossy WebP at quality 95 undid about half of a restoration's gain).
+    write_image(target, dataclasses.replace(image, pixels=restored),
+                lossless=image.lossless and target.suffix.lower() == ".webp")
 
 
 def restore_paths(
@@ -75,8 +89,15 @@ def restore_paths(
     progress: bool = True,
 ) -> RestoreReport:
     output = Path(output)
-    pairs = expand_inputs(inputs)
+    if any(Path(item).is_dir() and Path(item).resolve() == output.resolve() for item in map(str, inputs)):
+        raise ValueError(f"{output} is an input folder: its files would be overwritten; restore into another folder")
+    pairs = expand_inputs(inputs, exclude=output)
+    if not pairs:
+        raise ValueError(f"no images or videos found in {', '.join(map(str, inputs))} "
+                         f"(readable: {' '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))})")
     single_file = len(pairs) == 1 and output.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    if not single_file and output.exists() and not output.is_dir():
+        raise ValueError(f"{output} is a file: with {len(pairs)} inputs the output must be a folder")
     if len(pairs) == 1 and not single_file and output.suffix and not output.is_dir():
         log.warning("%s: %r is not an image or video suffix vidrestore writes, so this is a folder", output, output.suffix)
     report = RestoreReport()

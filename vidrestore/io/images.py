@@ -30,6 +30,7 @@ the format allows, else 8-bit; 16-bit gray+alpha is written as 16-bit RGBA.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import struct
@@ -121,6 +122,8 @@ _WRITE_FORMATS = {
     ".webp": _WriteFormat("WEBP", 8, alpha=True, metadata=True),
     ".jpg": _WriteFormat("JPEG", 8, alpha=False, metadata=True),
     ".jpeg": _WriteFormat("JPEG", 8, alpha=False, metadata=True),
+    ".jpe": _WriteFormat("JPEG", 8, alpha=False, metadata=True),
+    ".jfif": _WriteFormat("JPEG", 8, alpha=False, metadata=True),
     ".bmp": _WriteFormat("BMP", 8, alpha=False, metadata=False),  # Pillow reads 32-bit BMP back as RGB
 }
 _IMAGE_SUFFIXES = frozenset(_WRITE_FORMATS)
@@ -136,12 +139,21 @@ class Image:
         icc_profile: the embedded ICC profile describing ``pixels``, or None (assume sRGB).
         exif: raw EXIF (``b"Exif\\0\\0"`` + TIFF structure) with orientation 1, or None.
         source_format: Pillow's name of the file format read ("PNG", "JPEG", ...), "" if made in memory.
+        dpi: print resolution (x, y) in dots per inch, or None.
+        xmp: raw XMP packet, or None.
+        text: PNG text chunks (title, author, ...), or None.
+        lossless: the source was stored losslessly (PNG, TIFF, BMP, lossless WebP); a WebP
+            output of it is written lossless too.
     """
 
     pixels: np.ndarray
     icc_profile: bytes | None = None
     exif: bytes | None = None
     source_format: str = ""
+    dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
+    text: dict[str, str] | None = None
+    lossless: bool = False
 
     def __post_init__(self) -> None:
         if self.pixels.ndim != 3 or self.pixels.shape[2] not in (1, 2, 3, 4) or self.pixels.dtype not in _PIXEL_DTYPES:
@@ -208,7 +220,7 @@ def read_image(path: str | Path) -> Image:
     with _decoding(path):
         opened = _open(path)
         if isinstance(opened, np.ndarray):
-            return Image(opened, source_format="TIFF")
+            return Image(opened, source_format="TIFF", lossless=True)
         with opened as picture:
             return _read_picture(path, picture)
 
@@ -243,7 +255,25 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
         pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
     else:
         pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
-    return Image(_apply_orientation(pixels, orientation), icc_profile, exif, source_format)
+    if source_format == "TIFF" and getattr(picture, "n_frames", 1) > 1:
+        logger.warning("%s: %d pages; only the first is restored (split the others into files of their own)",
+                       path, picture.n_frames)
+    dpi = picture.info.get("dpi")
+    xmp = picture.info.get("xmp") or picture.info.get("XML:com.adobe.xmp") or None
+    text = {k: v for k, v in getattr(picture, "text", {}).items() if k != "XML:com.adobe.xmp" and isinstance(v, str)}
+    return Image(
+        _apply_orientation(pixels, orientation), icc_profile, exif, source_format,
+        dpi=(float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and min(dpi) > 0 else None,
+        xmp=xmp.encode() if isinstance(xmp, str) else xmp, text=(text or None) if source_format == "PNG" else None,
+        lossless=source_format in ("PNG", "TIFF", "BMP") or (source_format == "WEBP" and _is_lossless_webp(path)),
+    )
+
+
+def _is_lossless_webp(path: Path) -> bool:
+    """A WebP whose picture is VP8L (lossless), not VP8; with alpha or metadata it sits in a VP8X container."""
+    with path.open("rb") as file:
+        head = file.read(4096)
+    return b"VP8L" in head and b"VP8 " not in head
 
 
 def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: bool = False) -> None:
@@ -265,10 +295,11 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
         )
     if image.has_alpha and not output_format.alpha:
         raise UnsupportedFormatError(
-            path, f"{output_format.pillow_name} has no alpha channel; drop it first (convert.split_alpha)"
+            path, f"{output_format.pillow_name} cannot hold the image's transparency: write .png, .tif or .webp "
+                  "to keep it (or, in Python, drop it first with vidrestore.io.convert.split_alpha)"
         )
     if image.has_alpha and image.is_gray and output_format.pillow_name == "WEBP":
-        image = Image(_gray_alpha_to_rgba(image.pixels), image.icc_profile, image.exif, image.source_format)
+        image = dataclasses.replace(image, pixels=_gray_alpha_to_rgba(image.pixels))
     if lossless and output_format.pillow_name == "JPEG":
         raise UnsupportedFormatError(path, "JPEG cannot be written losslessly; use PNG, TIFF or lossless WebP")
     if not output_format.metadata and (image.icc_profile or image.exif):
@@ -277,7 +308,7 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
     if pixels.dtype == np.uint16 and pixels.shape[2] > 1:
         data = _encode_16_bit_colour(path, pixels, image, output_format)
     else:
-        data = _encode_with_pillow(pixels, image, output_format, quality=quality, lossless=lossless)
+        data = _encode_with_pillow(path, pixels, image, output_format, quality=quality, lossless=lossless)
     try:
         with atomic_output(path) as temporary:
             temporary.write_bytes(data)
@@ -317,7 +348,11 @@ def _pixels_from_pillow(
     """Convert a loaded Pillow image to ``(H, W, C)`` pixels; returns them and the ICC profile that fits them."""
     mode = picture.mode
     if mode.startswith("I;16"):
-        return np.asarray(picture).astype(np.uint16)[..., None], icc_profile
+        gray = np.asarray(picture).astype(np.uint16)
+        key = picture.info.get("transparency")
+        if isinstance(key, int):  # a tRNS colour key: that gray value is transparent
+            return np.stack([gray, np.where(gray == key, 0, 65535).astype(np.uint16)], axis=-1), icc_profile
+        return gray[..., None], icc_profile
     if mode == "I":
         values = np.asarray(picture)
         if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
@@ -394,7 +429,7 @@ def _fit_bit_depth(pixels: np.ndarray, max_bit_depth: int) -> np.ndarray:
 
 
 def _encode_with_pillow(
-    pixels: np.ndarray, image: Image, output_format: _WriteFormat, *, quality: int, lossless: bool
+    path: Path, pixels: np.ndarray, image: Image, output_format: _WriteFormat, *, quality: int, lossless: bool
 ) -> bytes:
     # Pillow infers the mode: L, LA, RGB, RGBA for uint8; I;16 for 2-D uint16.
     picture = PillowImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
@@ -403,6 +438,19 @@ def _encode_with_pillow(
         options.update(
             {key: value for key, value in (("icc_profile", image.icc_profile), ("exif", image.exif)) if value}
         )
+        if image.dpi and output_format.pillow_name in ("PNG", "JPEG", "TIFF"):
+            options["dpi"] = image.dpi
+        if image.xmp and output_format.pillow_name in ("JPEG", "WEBP"):
+            options["xmp"] = image.xmp
+        if output_format.pillow_name == "PNG" and (image.text or image.xmp):
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            for key, value in (image.text or {}).items():
+                info.add_itxt(key, value)
+            if image.xmp:
+                info.add_itxt("XML:com.adobe.xmp", image.xmp.decode("utf-8", "replace"))
+            options["pnginfo"] = info
     match output_format.pillow_name:
         case "JPEG":
             options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
@@ -414,8 +462,33 @@ def _encode_with_pillow(
             # zlib level 1, as OpenCV writes PNG: ~10x faster than Pillow's default 6 on photos
             # for files ~10 % larger; lossless either way.
             options.update(compress_level=1)
+    try:
+        return _save(picture, output_format.pillow_name, options)
+    except (ValueError, RuntimeError, OSError) as error:
+        if "exif" not in options:
+            raise
+        # EXIF Pillow cannot write here: a JPEG's is limited to 64 KiB, and TIFF cannot take the
+        # Exif/GPS sub-directories of a camera's EXIF. Keep what fits, say what was dropped.
+        if output_format.pillow_name == "TIFF":
+            exif = PillowImage.Exif()
+            exif.load(image.exif)
+            for pointer in (0x8769, 0x8825, 0xA005):  # Exif, GPS and interoperability sub-directories
+                exif.pop(pointer, None)
+            try:
+                data = _save(picture, "TIFF", options | {"exif": exif.tobytes()})
+                logger.warning("%s: the EXIF sub-directories (camera settings, GPS) cannot go into TIFF here; "
+                               "the main EXIF fields are kept", path)
+                return data
+            except (ValueError, RuntimeError, OSError):
+                pass
+        logger.warning("%s: EXIF not written (%s: %s); the picture and its other metadata are", path,
+                       type(error).__name__, error)
+        return _save(picture, output_format.pillow_name, {k: v for k, v in options.items() if k != "exif"})
+
+
+def _save(picture: PillowImage.Image, pillow_name: str, options: dict[str, object]) -> bytes:
     buffer = io.BytesIO()
-    picture.save(buffer, format=output_format.pillow_name, **options)
+    picture.save(buffer, format=pillow_name, **options)
     return buffer.getvalue()
 
 
