@@ -448,6 +448,7 @@ def test_restore_tensor_wants_float_rgb(restorer: Restorer) -> None:
     [
         ({"tile": 32, "tile_overlap": 32}, ValueError, "smaller than tile"),
         ({"tile_overlap": -1}, ValueError, "tile_overlap"),
+        ({"tile": -5}, ValueError, r"tile 0: whole frames"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"threads": 0}, ValueError, "threads"),
         ({"precision": "fp16"}, ValueError, "fp16"),

@@ -329,8 +329,8 @@ class Restorer:
     ) -> None:
         if not isinstance(tile, int) or not isinstance(tile_overlap, int):
             raise TypeError("tile and tile_overlap must be integers")
-        if tile_overlap < 0:
-            raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
+        if tile < 0 or tile_overlap < 0:
+            raise ValueError(f"tile and tile_overlap must be >= 0 (tile 0: whole frames), got {tile}, {tile_overlap}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
