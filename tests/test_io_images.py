@@ -353,3 +353,14 @@ def test_jfif_and_jpe_are_jpeg(tmp_path):
         image = read_image(tmp_path / f"a{suffix}")
         write_image(tmp_path / f"b{suffix}", image)
         assert read_image(tmp_path / f"b{suffix}").source_format == "JPEG"
+
+
+def test_sixteen_bit_rgba_tiff_declares_its_alpha(tmp_path):
+    """OpenCV writes no ExtraSamples tag: other programs took the 4th sample for unspecified data."""
+    pixels = random_pixels(4, np.uint16)
+    write_image(tmp_path / "a.tif", Image(pixels))
+    with PillowImage.open(tmp_path / "a.tif") as picture:
+        assert picture.tag_v2.get(338) in (2, (2,))
+    assert np.array_equal(read_image(tmp_path / "a.tif").pixels, pixels)
+    decoded = cv2.imread(str(tmp_path / "a.tif"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA), pixels)

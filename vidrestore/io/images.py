@@ -505,7 +505,27 @@ def _encode_16_bit_colour(path: Path, pixels: np.ndarray, image: Image, output_f
         return _add_png_metadata(data.tobytes(), image.icc_profile, image.exif)
     if image.icc_profile or image.exif:
         logger.warning("%s: 16-bit colour TIFF is written without ICC/EXIF (Pillow cannot write 16-bit colour)", path)
-    return data.tobytes()
+    return _declare_tiff_alpha(data.tobytes()) if pixels.shape[2] == 4 else data.tobytes()
+
+
+def _declare_tiff_alpha(tiff: bytes) -> bytes:
+    """OpenCV's 16-bit RGBA TIFF without the ExtraSamples tag that says the 4th sample is alpha
+    (readers then treat it as unspecified and drop the transparency): the first directory is
+    rewritten at the end of the file with ExtraSamples = 2 (unassociated alpha) added."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return tiff  # not classic TIFF: leave it as OpenCV wrote it
+    offset = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
+    entries = [tiff[offset + 2 + 12 * i : offset + 14 + 12 * i] for i in range(count)]
+    following = tiff[offset + 2 + 12 * count : offset + 6 + 12 * count]
+    if any(struct.unpack(order + "H", entry[:2])[0] == 338 for entry in entries):
+        return tiff
+    entries.append(struct.pack(order + "HHI", 338, 3, 1) + struct.pack(order + "HH", 2, 0))  # SHORT 2, padded
+    entries.sort(key=lambda entry: struct.unpack(order + "H", entry[:2])[0])  # TIFF wants tags in order
+    start = len(tiff) + len(tiff) % 2  # directories start on a word boundary
+    directory = struct.pack(order + "H", len(entries)) + b"".join(entries) + following
+    return tiff[:4] + struct.pack(order + "I", start) + tiff[8:] + b"\0" * (start - len(tiff)) + directory
 
 
 def _add_png_metadata(png: bytes, icc_profile: bytes | None, exif: bytes | None) -> bytes:
