@@ -6,7 +6,9 @@ frames ``n-k..n+k`` (k = ``radius``), warps each neighbour onto frame ``n`` with
 flow (OpenCV DIS, computed on the restored frames' luma, which is cleaner than the degraded
 input's), and averages them with per-pixel weights that fall to zero where the warp is
 unreliable (occlusions, flow errors: the warped neighbour disagrees with frame ``n`` by more
-than ``tolerance``) and across scene cuts. Frame ``n`` itself always has weight 1.
+than ``tolerance``) and across scene cuts. Frame ``n`` itself always has weight 1. A neighbour
+brighter or darker as a whole (a fade, a flash) is first scaled to frame ``n``'s brightness, so
+it still fuses and lends none of its own brightness.
 
 Output ``n`` depends only on input frames ``n-k..n+k`` — never on earlier outputs — so a
 VapourSynth filter can request any frame alone, in any order, and get the same bytes.
@@ -104,11 +106,45 @@ def is_scene_cut(previous: np.ndarray, current: np.ndarray, *, threshold: float 
     return float(np.abs(_thumbnail(previous) - _thumbnail(current)).mean()) > threshold
 
 
+# A neighbour's brightness is matched to the centre's when their thumbnails' luma ratio (the
+# median over pixels, so a moving object does not sway it) is further than this from 1.
+_GAIN_DEADBAND = 0.02
+
+
+def _match_brightness(warped: np.ndarray, center: np.ndarray) -> np.ndarray | None:
+    """``warped`` scaled by the gain that maps its brightness onto ``center``'s (a fade, a flash);
+    ``warped`` itself when they are within ``_GAIN_DEADBAND`` (almost always) or both are nearly
+    black; None when only one of them is (the end of a fade to black: no gain maps one onto the
+    other, and the neighbour would pull the centre's brightness)."""
+    small_warped = _thumbnail(warped) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    small_center = _thumbnail(center) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    lit_warped, lit_center = small_warped > 0.02, small_center > 0.02  # ratios of near-black are noise
+    valid = lit_warped & lit_center
+    if valid.sum() < small_warped.size // 4:
+        quarter = small_warped.size // 4
+        return warped if (lit_warped.sum() < quarter) == (lit_center.sum() < quarter) else None
+    gain = float(np.median(small_center[valid] / small_warped[valid]))
+    if abs(gain - 1.0) <= _GAIN_DEADBAND:
+        return warped
+    return warped * np.float32(min(max(gain, 0.25), 4.0))
+
+
 def _reliability(warped: np.ndarray, center: np.ndarray, tolerance: float) -> np.ndarray:
-    """Per-pixel weight in (0, 1]: 1 where the warped neighbour agrees with the centre."""
+    """Per-pixel weight in (0, 1]: 1 where the warped neighbour agrees with the centre.
+
+    The tolerance tightens to a few times the pair's typical disagreement (the median over the
+    frame: what noise and small flow errors leave where the warp is right), so a region that
+    disagrees by less than ``tolerance`` but far more than the rest — a faint object the flow
+    missed — is not averaged away."""
     difference = np.abs(warped - center).mean(axis=2)
     difference = cv2.blur(difference, (7, 7))
+    typical = float(np.median(difference[::4, ::4]))
+    tolerance = min(tolerance, max(_TOLERANCE_FLOOR, _TOLERANCE_SPREAD * typical))
     return np.exp(-((difference / tolerance) ** 2))
+
+
+# The adaptive tolerance: this many times the median disagreement, and never under this floor.
+_TOLERANCE_SPREAD, _TOLERANCE_FLOOR = 4.0, 0.012
 
 
 def fuse_window(
@@ -143,7 +179,9 @@ def fuse_window(
         field = flow(lumas[center], lumas[index], max_side=config.flow_max_side)
         if fields is not None:
             fields[index] = field
-        warped = warp(frame, field)
+        warped = _match_brightness(warp(frame, field), reference)
+        if warped is None:
+            continue
         weight = config.strength * _reliability(warped, reference, config.tolerance)
         total += warped * weight[..., None]
         weight_sum += weight
@@ -154,7 +192,9 @@ def temporal_error(previous_output: np.ndarray, output: np.ndarray, field: np.nd
     """Mean absolute difference (8-bit levels) between ``output`` and ``previous_output``
     warped onto it by ``field`` (flow from ``output`` to ``previous_output``), over pixels whose
     warp is reliable (difference below 0.1): the flicker left after motion is undone."""
-    warped = warp(previous_output, field)
+    warped = _match_brightness(warp(previous_output, field), output)  # a fade is not flicker
+    if warped is None:
+        return 0.0
     difference = np.abs(warped - output).mean(axis=2)
     mask = difference < 0.1
     if not mask.any():

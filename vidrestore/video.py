@@ -136,11 +136,14 @@ def restore_frames(
         return Frame(index=slot.frame.index, pts=slot.frame.pts, time=slot.frame.time,
                      rgb=from_float(out, slot.frame.rgb.dtype))
 
+    last_input: np.ndarray | None = None  # not window[-1]: with radius 0 the window empties between batches
     for batch in _batches(frames, batch_size):
-        restored = restorer(np.stack([to_float(f.rgb) for f in batch]))
-        for frame, image in zip(batch, restored):
-            cut = bool(window) and is_scene_cut(to_float(window[-1].frame.rgb), to_float(frame.rgb),
-                                                threshold=(temporal or TemporalConfig()).cut_threshold)
+        inputs = [to_float(f.rgb) for f in batch]
+        restored = restorer(np.stack(inputs))
+        for frame, current, image in zip(batch, inputs, restored):
+            cut = last_input is not None and is_scene_cut(last_input, current,
+                                                          threshold=(temporal or TemporalConfig()).cut_threshold)
+            last_input = current
             if cut:
                 report.scene_cuts.append(frame.index)
             window.append(_Slot(frame, np.ascontiguousarray(image), luma_u8(image), cut))

@@ -96,7 +96,8 @@ def _headline_lines(result: dict[str, Any], figures: Row) -> list[str]:
             f"- Engine efficiency: {engine['gflops']:.1f} GFLOP/s effective ({engine['gflop_per_megapixel']:.1f} GFLOP "
             f"per MP × {engine['mp_per_s']:.3g} MP/s) = **{shares['bf16']:.1f} % of the bf16 matmul peak** "
             f"({peaks['bf16']:.0f} GFLOP/s), {shares['fp32']:.1f} % of fp32's ({peaks['fp32']:.0f} GFLOP/s), "
-            f"both measured in this run ({engine['matmul_size']}³ products)"
+            f"both measured in this run ({engine['matmul_size']}³ products; torch's matmul, not a hardware "
+            f"ceiling: its fp32 path here is slower than oneDNN's convolutions, hence over 100 %)"
         )
     return lines
 
