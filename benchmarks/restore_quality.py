@@ -106,7 +106,7 @@ def main() -> None:
     base = float(np.mean([v[0] for v in results["degraded input"]]))
     ours = float(np.mean([v[0] for v in results["vidrestore"]]))
     classic = max(float(np.mean([v[0] for v in results[n]])) for n in results if n not in ("degraded input", "vidrestore"))
-    lines += ["", f"vidrestore − degraded input: {ours - base:+.2f} dB; vidrestore − best classic: {ours - classic:+.2f} dB",
+    lines += ["", f"vidrestore − degraded input: {ours - base:+.3f} dB; vidrestore − best classic: {ours - classic:+.3f} dB",
               "", "Conventions: PSNR over R, G and B together (not luma), SSIM per channel (11×11 Gaussian window, "
               "σ 1.5, valid region) then averaged; both on [0, 1] floats and averaged over crops (mean of per-crop dB). "
               "Baselines get a noise level estimated from their input (Immerkær: on luma for NLM's h, per channel "

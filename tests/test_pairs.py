@@ -95,8 +95,11 @@ def test_an_edited_source_is_degraded_again_and_its_clean_copy_replaced(tmp_path
     assert after["degraded/sub0/p0.png__v0.png"] != before["degraded/sub0/p0.png__v0.png"]
     assert {k: v for k, v in after.items() if "p0" not in k} == {k: v for k, v in before.items() if "p0" not in k}
     assert np.array_equal(read_image(out / "clean/sub0/p0.png").pixels, edited)
-    # Edited in place (the same file): the pair is redone again; then nothing is left to do.
-    write_image(source / "sub0" / "p0.png", Image(pixels=textured_image(12, 64, 80)))
+    # Edited in place (the same file, as an editor that overwrites does): redone again; then nothing is left.
+    write_image(tmp_path / "again.png", Image(pixels=textured_image(12, 64, 80)))
+    inode = (source / "sub0" / "p0.png").stat().st_ino
+    (source / "sub0" / "p0.png").write_bytes((tmp_path / "again.png").read_bytes())
+    assert (source / "sub0" / "p0.png").stat().st_ino == inode
     assert write_pairs(source, out, seed=1, jobs=1, progress=False)["done"] == 1
     assert write_pairs(source, out, seed=1, jobs=1, progress=False) == {"done": 0, "skipped": 4, "failed": 1}
 
