@@ -38,7 +38,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, overload
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -610,6 +609,8 @@ def _bits(tensor: torch.Tensor) -> torch.Tensor:
 def _fill_hidden(color: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """``color`` ``(N, C, H, W)`` with each pixel where ``hidden`` ``(N, H, W)`` holds replaced by
     the nearest pixel where it does not (frames hidden entirely are left as they are)."""
+    import cv2  # only images with transparency need it
+
     filled = color.clone()
     values = _bits(filled)
     for index in range(color.shape[0]):
