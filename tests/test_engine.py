@@ -494,3 +494,30 @@ def test_colour_under_transparent_pixels_does_not_reach_visible_ones(restorer: R
         outputs.append(restored[:, :, :24, :3])
     assert np.array_equal(outputs[0], outputs[1])
     assert not np.array_equal(outputs[0], colour[:, :, :24]), "the visible part is restored"
+
+
+def test_hidden_colour_is_filled_whatever_the_tensor_layout(restorer: Restorer) -> None:
+    """A rotated torch view keeps non-contiguous strides through clone(): the fill went into a copy."""
+    colour = torch.from_numpy(random_frames((1, 40, 40, 3), np.float32)).permute(0, 3, 1, 2)
+    alpha = torch.ones(1, 1, 40, 40)
+    alpha[..., 20:] = 0
+    outputs = []
+    for hidden in (0.0, 1.0):
+        frames = torch.cat([colour, alpha], dim=1)
+        frames[:, :3, :, 20:] = hidden
+        rotated = torch.rot90(frames, 1, (2, 3))
+        assert not rotated.is_contiguous()
+        outputs.append(restorer(rotated)[:, :3, 20:, :])  # the visible half, rotated
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_float_alpha_specks_above_zero_count_as_hidden(restorer: Restorer) -> None:
+    colour = random_frames((1, 32, 32, 3), np.float32)
+    alpha = np.ones((1, 32, 32, 1), np.float32)
+    alpha[:, :, 16:] = 1e-7
+    outputs = []
+    for hidden in (0.0, 1.0):
+        frames = np.concatenate([colour, alpha], axis=-1)
+        frames[:, :, 16:, :3] = hidden
+        outputs.append(restorer(frames)[:, :, :16, :3])
+    assert np.array_equal(outputs[0], outputs[1])

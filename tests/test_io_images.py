@@ -300,7 +300,7 @@ def test_camera_exif_goes_into_tiff(tmp_path, caplog):
 
 def test_exif_too_long_for_jpeg_is_dropped_not_fatal(tmp_path, caplog):
     exif = PillowImage.Exif()
-    exif.get_ifd(0x8769)[0x927C] = b"\0" * 70_000  # a maker note larger than JPEG's 64 KiB segment
+    exif.get_ifd(0x8769)[0x9286] = b"\0" * 70_000  # a user comment larger than JPEG's 64 KiB segment
     write_image(tmp_path / "o.jpg", Image(random_pixels(3, np.uint8), exif=exif.tobytes(), icc_profile=SRGB_ICC))
     assert read_image(tmp_path / "o.jpg").icc_profile == SRGB_ICC
     assert "EXIF not written (ValueError: EXIF data is too long)" in caplog.text
@@ -364,3 +364,42 @@ def test_sixteen_bit_rgba_tiff_declares_its_alpha(tmp_path):
     assert np.array_equal(read_image(tmp_path / "a.tif").pixels, pixels)
     decoded = cv2.imread(str(tmp_path / "a.tif"), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA), pixels)
+
+
+def test_a_tiff_without_resolution_gets_no_dpi(tmp_path):
+    """Pillow reports (1, 1) dpi for a TIFF without resolution tags: carried over, a 4000-px
+    picture would print 4000 inches wide."""
+    cv2.imwrite(str(tmp_path / "cv.tif"), random_pixels(3, np.uint8))
+    assert read_image(tmp_path / "cv.tif").dpi is None
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "d.tif", dpi=(300, 300))
+    assert read_image(tmp_path / "d.tif").dpi == (300.0, 300.0)
+
+
+def test_sixteen_bit_png_keeps_dpi_text_and_xmp(tmp_path):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
+    image = Image(random_pixels(3, np.uint16), dpi=(300.0, 300.0), xmp=xmp, text={"Title": "scan 1"})
+    write_image(tmp_path / "o.png", image)
+    back = read_image(tmp_path / "o.png")
+    assert back.pixels.dtype == np.uint16 and back.text == {"Title": "scan 1"} and back.xmp == xmp
+    assert back.dpi is not None and round(back.dpi[0]) == 300
+
+
+def test_xmp_too_long_for_jpeg_and_a_huge_maker_note(tmp_path, caplog):
+    xmp = b"<x:xmpmeta>" + b" " * 70_000 + b"</x:xmpmeta>"
+    write_image(tmp_path / "x.jpg", Image(random_pixels(3, np.uint8), xmp=xmp, exif=camera_exif()))
+    assert "does not fit a JPEG segment; not written" in caplog.text
+    with PillowImage.open(tmp_path / "x.jpg") as picture:
+        assert picture.getexif().get(0x010F) == "Canon"
+    exif = PillowImage.Exif()
+    exif.load(camera_exif())
+    exif.get_ifd(0x8769)[0x927C] = b"\0" * 70_000
+    write_image(tmp_path / "m.jpg", Image(random_pixels(3, np.uint8), exif=exif.tobytes()))
+    with PillowImage.open(tmp_path / "m.jpg") as picture:  # the maker note goes, the rest stays
+        kept = picture.getexif()
+        assert kept.get(0x010F) == "Canon" and kept.get_ifd(0x8769)[0x9003] == "2024:05:01 10:00:00"
+
+
+def test_a_lossless_webp_with_a_large_icc_profile_is_lossless(tmp_path):
+    profile = SRGB_ICC + b"\0" * 8000  # ICC chunk before the picture, past any fixed-size peek
+    PillowImage.fromarray(random_pixels(3, np.uint8)).save(tmp_path / "l.webp", lossless=True, icc_profile=profile)
+    assert read_image(tmp_path / "l.webp").lossless

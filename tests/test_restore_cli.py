@@ -180,6 +180,8 @@ def test_folder_inputs_links_nested_output_and_nothing_to_do(model_path, tmp_pat
     assert sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.png")) == [
         "a.png", "b.png", "restored/a.png", "restored/b.png"]
     assert "restored 0, skipped 2, failed 0" in result.stdout
+    parent = run(str(photos / "restored"), "-o", str(tmp_path), "--model", str(model_path))  # output above the input
+    assert parent.returncode == 0 and "restored 2, skipped 0, failed 0" in parent.stdout, parent.stderr
     same = run(str(photos), "-o", str(photos), "--model", str(model_path))
     assert same.returncode == 2 and "is an input folder: its files would be overwritten" in same.stderr
     (tmp_path / "notes").mkdir()

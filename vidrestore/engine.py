@@ -580,7 +580,8 @@ class Restorer:
         source, hidden = batch[:, :color_channels], None
         if channels in (2, 4):
             output[:, -1] = batch[:, -1]  # alpha, untouched
-            hidden = batch[:, -1] == 0
+            # Float alpha from resamplers leaves specks just above 0: under half a 16-bit level is hidden.
+            hidden = batch[:, -1] <= 0.5 / 65535 if batch.is_floating_point() else batch[:, -1] == 0
             if bool(hidden.any()):
                 # Colour under fully transparent pixels is invisible, but the convolutions would
                 # carry it into the visible pixels around it (a halo at cut-out edges): the model
@@ -611,7 +612,7 @@ def _fill_hidden(color: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     the nearest pixel where it does not (frames hidden entirely are left as they are)."""
     import cv2  # only images with transparency need it
 
-    filled = color.clone()
+    filled = color.clone(memory_format=torch.contiguous_format)  # reshape below must be a view
     values = _bits(filled)
     for index in range(color.shape[0]):
         mask = hidden[index].cpu().numpy()
@@ -623,7 +624,7 @@ def _fill_hidden(color: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
                                                     labelType=cv2.DIST_LABEL_PIXEL)
         flat_mask = mask.ravel()
         nearest = np.flatnonzero(~flat_mask)[labels.ravel()[flat_mask] - 1]
-        flat = values[index].reshape(color.shape[1], -1)
+        flat = values[index].view(color.shape[1], -1)
         flat[:, torch.from_numpy(np.flatnonzero(flat_mask)).to(flat.device)] = flat[
             :, torch.from_numpy(nearest).to(flat.device)]
     return filled

@@ -45,13 +45,15 @@ def expand_inputs(inputs: list[str | Path], *, exclude: Path | None = None) -> l
     for item in map(str, inputs):
         path = Path(item)
         if path.is_dir():
+            # Only an output folder inside this input folder is left out (one that contains it: all of it).
+            inside = skip if skip is not None and path.resolve() in skip.parents else None
             for file in sorted(path.rglob("*")):
                 relative = file.relative_to(path)
                 if (file.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS or not file.is_file()
                         or any(part.startswith(".") for part in relative.parts)):
                     continue
-                if skip is not None and (file.resolve() == skip or skip in file.resolve().parents
-                                         or skip in file.absolute().parents):
+                if inside is not None and (file.resolve() == inside or inside in file.resolve().parents
+                                           or inside in file.absolute().parents):
                     continue  # an earlier run's outputs: restoring them again would nest without end
                 pairs.append((file, relative))
         elif path.exists():

@@ -34,19 +34,24 @@ class TemporalConfig:
     warped neighbour's weight has fallen to ``exp(-1)``; ``flow_max_side``: optical flow is
     computed on frames shrunk to at most this many pixels on the long side (then scaled back);
     ``cut_threshold``: mean absolute difference of 64×36 thumbnails above which two consecutive
-    frames are taken as a scene cut."""
+    frames are taken as a scene cut; ``adaptive``: the tolerance also tightens to this many times
+    a frame pair's median disagreement, not below 0.012 (0: the fixed ``tolerance`` alone; it keeps
+    a faint object the flow missed from being averaged away, for a slightly less smooth result)."""
 
     radius: int = 2
     strength: float = 1.0
     tolerance: float = 0.035
     flow_max_side: int = 960
     cut_threshold: float = 0.15
+    adaptive: float = 4.0
 
     def __post_init__(self) -> None:
         if self.radius < 0:
             raise ValueError("radius must be >= 0")
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError("strength must be in [0, 1]")
+        if not self.adaptive >= 0.0:
+            raise ValueError("adaptive must be >= 0")
 
 
 def luma_u8(image: np.ndarray) -> np.ndarray:
@@ -129,7 +134,7 @@ def _match_brightness(warped: np.ndarray, center: np.ndarray) -> np.ndarray | No
     return warped * np.float32(min(max(gain, 0.25), 4.0))
 
 
-def _reliability(warped: np.ndarray, center: np.ndarray, tolerance: float) -> np.ndarray:
+def _reliability(warped: np.ndarray, center: np.ndarray, tolerance: float, adaptive: float) -> np.ndarray:
     """Per-pixel weight in (0, 1]: 1 where the warped neighbour agrees with the centre.
 
     The tolerance tightens to a few times the pair's typical disagreement (the median over the
@@ -138,13 +143,13 @@ def _reliability(warped: np.ndarray, center: np.ndarray, tolerance: float) -> np
     missed — is not averaged away."""
     difference = np.abs(warped - center).mean(axis=2)
     difference = cv2.blur(difference, (7, 7))
-    typical = float(np.median(difference[::4, ::4]))
-    tolerance = min(tolerance, max(_TOLERANCE_FLOOR, _TOLERANCE_SPREAD * typical))
+    if adaptive > 0:
+        typical = float(np.median(difference[::4, ::4]))
+        tolerance = min(tolerance, max(_TOLERANCE_FLOOR, adaptive * typical))
     return np.exp(-((difference / tolerance) ** 2))
 
 
-# The adaptive tolerance: this many times the median disagreement, and never under this floor.
-_TOLERANCE_SPREAD, _TOLERANCE_FLOOR = 4.0, 0.012
+_TOLERANCE_FLOOR = 0.012  # the adaptive tolerance never goes below this
 
 
 def fuse_window(
@@ -182,7 +187,7 @@ def fuse_window(
         warped = _match_brightness(warp(frame, field), reference)
         if warped is None:
             continue
-        weight = config.strength * _reliability(warped, reference, config.tolerance)
+        weight = config.strength * _reliability(warped, reference, config.tolerance, config.adaptive)
         total += warped * weight[..., None]
         weight_sum += weight
     return total / weight_sum[..., None]

@@ -103,6 +103,7 @@ _TIFF_LAYOUT_TAGS = frozenset(
     }
 )
 _SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_JPEG_SEGMENT = 65535  # bytes in one JPEG marker segment, its 2-byte length included
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,8 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
         logger.warning("%s: %d pages; only the first is restored (split the others into files of their own)",
                        path, picture.n_frames)
     dpi = picture.info.get("dpi")
+    if source_format == "TIFF" and not {282, 283} <= set(getattr(picture, "tag_v2", {})):
+        dpi = None  # Pillow reports (1, 1) for a TIFF without resolution tags
     xmp = picture.info.get("xmp") or picture.info.get("XML:com.adobe.xmp") or None
     text = {k: v for k, v in getattr(picture, "text", {}).items() if k != "XML:com.adobe.xmp" and isinstance(v, str)}
     return Image(
@@ -270,10 +273,19 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
 
 
 def _is_lossless_webp(path: Path) -> bool:
-    """A WebP whose picture is VP8L (lossless), not VP8; with alpha or metadata it sits in a VP8X container."""
+    """Whether a WebP's picture is VP8L (lossless), not VP8: the first image chunk found walking the
+    RIFF chunks (a VP8X file puts ICC, EXIF or XMP chunks of any size before it)."""
     with path.open("rb") as file:
-        head = file.read(4096)
-    return b"VP8L" in head and b"VP8 " not in head
+        if file.read(12)[8:12] != b"WEBP":
+            return False
+        while header := file.read(8):
+            if len(header) < 8:
+                return False
+            kind, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if kind in (b"VP8L", b"VP8 ", b"ANMF"):
+                return kind == b"VP8L"
+            file.seek(size + (size & 1), io.SEEK_CUR)  # payloads are padded to an even length
+    return False
 
 
 def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: bool = False) -> None:
@@ -441,7 +453,16 @@ def _encode_with_pillow(
         if image.dpi and output_format.pillow_name in ("PNG", "JPEG", "TIFF"):
             options["dpi"] = image.dpi
         if image.xmp and output_format.pillow_name in ("JPEG", "WEBP"):
-            options["xmp"] = image.xmp
+            if output_format.pillow_name == "JPEG" and len(image.xmp) > _JPEG_SEGMENT - 29:
+                logger.warning("%s: XMP of %d bytes does not fit a JPEG segment; not written", path, len(image.xmp))
+            else:
+                options["xmp"] = image.xmp
+        if image.xmp and output_format.pillow_name == "TIFF":
+            from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+            tiffinfo = ImageFileDirectory_v2()
+            tiffinfo[700], tiffinfo.tagtype[700] = image.xmp, 1  # XMP: BYTE
+            options["tiffinfo"] = tiffinfo
         if output_format.pillow_name == "PNG" and (image.text or image.xmp):
             from PIL.PngImagePlugin import PngInfo
 
@@ -465,10 +486,21 @@ def _encode_with_pillow(
     try:
         return _save(picture, output_format.pillow_name, options)
     except (ValueError, RuntimeError, OSError) as error:
-        if "exif" not in options:
-            raise
+        exif_error = "exif" in str(error).lower() or (output_format.pillow_name == "TIFF" and isinstance(error, RuntimeError))
+        if "exif" not in options or not exif_error:
+            raise MediaError(path, f"could not encode {output_format.pillow_name}: {error}") from error
         # EXIF Pillow cannot write here: a JPEG's is limited to 64 KiB, and TIFF cannot take the
         # Exif/GPS sub-directories of a camera's EXIF. Keep what fits, say what was dropped.
+        if output_format.pillow_name == "JPEG":  # a maker note is what usually makes it too long
+            exif = PillowImage.Exif()
+            exif.load(image.exif)
+            if exif.get_ifd(0x8769).pop(0x927C, None) is not None:
+                try:
+                    data = _save(picture, "JPEG", options | {"exif": exif.tobytes()})
+                    logger.warning("%s: the EXIF maker note does not fit a JPEG segment; the other EXIF is kept", path)
+                    return data
+                except (ValueError, RuntimeError, OSError):
+                    pass
         if output_format.pillow_name == "TIFF":
             exif = PillowImage.Exif()
             exif.load(image.exif)
@@ -483,7 +515,10 @@ def _encode_with_pillow(
                 pass
         logger.warning("%s: EXIF not written (%s: %s); the picture and its other metadata are", path,
                        type(error).__name__, error)
-        return _save(picture, output_format.pillow_name, {k: v for k, v in options.items() if k != "exif"})
+        try:
+            return _save(picture, output_format.pillow_name, {k: v for k, v in options.items() if k != "exif"})
+        except (ValueError, RuntimeError, OSError) as second:
+            raise MediaError(path, f"could not encode {output_format.pillow_name}: {second}") from second
 
 
 def _save(picture: PillowImage.Image, pillow_name: str, options: dict[str, object]) -> bytes:
@@ -502,9 +537,10 @@ def _encode_16_bit_colour(path: Path, pixels: np.ndarray, image: Image, output_f
     if not encoded:
         raise MediaError(path, "OpenCV could not encode 16-bit colour pixels")
     if output_format.pillow_name == "PNG":
-        return _add_png_metadata(data.tobytes(), image.icc_profile, image.exif)
-    if image.icc_profile or image.exif:
-        logger.warning("%s: 16-bit colour TIFF is written without ICC/EXIF (Pillow cannot write 16-bit colour)", path)
+        return _add_png_metadata(data.tobytes(), image)
+    if image.icc_profile or image.exif or image.dpi or image.xmp:
+        logger.warning("%s: 16-bit colour TIFF is written without ICC, EXIF, DPI or XMP (Pillow cannot write 16-bit "
+                       "colour; PNG keeps them)", path)
     return _declare_tiff_alpha(data.tobytes()) if pixels.shape[2] == 4 else data.tobytes()
 
 
@@ -528,13 +564,21 @@ def _declare_tiff_alpha(tiff: bytes) -> bytes:
     return tiff[:4] + struct.pack(order + "I", start) + tiff[8:] + b"\0" * (start - len(tiff)) + directory
 
 
-def _add_png_metadata(png: bytes, icc_profile: bytes | None, exif: bytes | None) -> bytes:
-    """Insert iCCP and eXIf chunks right after the IHDR chunk (signature 8 bytes + IHDR 25 bytes)."""
+def _add_png_metadata(png: bytes, image: Image) -> bytes:
+    """Insert iCCP, eXIf, pHYs and iTXt chunks (what Pillow writes for 8-bit) right after the IHDR
+    chunk (signature 8 bytes + IHDR 25 bytes)."""
     chunks = []
-    if icc_profile:
-        chunks.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
-    if exif:
-        chunks.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+    if image.icc_profile:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(image.icc_profile)))
+    if image.exif:
+        chunks.append(_png_chunk(b"eXIf", image.exif.removeprefix(b"Exif\0\0")))
+    if image.dpi:  # pixels per metre, unit 1
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", *(round(d / 0.0254) for d in image.dpi), 1)))
+    texts = dict(image.text or {})
+    if image.xmp:
+        texts["XML:com.adobe.xmp"] = image.xmp.decode("utf-8", "replace")
+    for key, value in texts.items():  # iTXt: keyword, no compression, no language tag
+        chunks.append(_png_chunk(b"iTXt", key.encode("latin-1", "replace")[:79] + b"\0\0\0\0\0" + value.encode()))
     header_end = 8 + 25
     return png[:header_end] + b"".join(chunks) + png[header_end:]
 
