@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=0, help="plan at most this many steps in all (0: no cap)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
+    if args.budget_s <= args.reserve_s:
+        parser.error(f"--budget-s {args.budget_s:g} leaves nothing after --reserve-s {args.reserve_s:g}")
     started = time.monotonic()
     deadline = started + args.budget_s - args.reserve_s
     train_args = [a for a in args.train_args if a != "--"]

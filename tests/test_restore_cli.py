@@ -200,3 +200,41 @@ def test_a_lossless_webp_is_restored_into_a_lossless_webp(model_path, tmp_path):
                    str(model_path)).returncode == 0
     assert b"VP8L" in (tmp_path / "in_out.webp").read_bytes()[:64]
     assert b"VP8L" not in (tmp_path / "lossy_out.webp").read_bytes()[:64]
+
+
+def test_bad_video_options_are_refused_when_parsed(model_path, tmp_path):
+    """They failed each video after decoding began, named as an internal parts file (or a traceback)."""
+    write_image(tmp_path / "a.png", Image(pixels=textured_image(1, 24, 32)))
+    for option, value, message in (("--temporal-strength", "5", "must be 0..1"), ("--temporal-radius", "-3", "must be >= 0"),
+                                   ("--segment-frames", "0", "must be >= 1"), ("--crf", "99", "must be 0..51"),
+                                   ("--preset", "turbo", "invalid choice")):
+        result = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", str(model_path), option, value)
+        assert result.returncode == 2 and message in result.stderr, (option, result.stderr)
+
+
+def test_folder_videos_in_unwritable_containers_come_out_as_mkv(model_path, tmp_path):
+    from fractions import Fraction
+
+    from vidrestore.io import VideoWriter, probe
+    from vidrestore.restore import _WRITABLE_VIDEO
+    from vidrestore.video import _SEGMENT_SUFFIXES
+
+    assert _WRITABLE_VIDEO == set(_SEGMENT_SUFFIXES)
+    with VideoWriter(tmp_path / "mkv_source.mkv", width=48, height=32, fps=Fraction(25), codec="ffv1") as writer:
+        for index in range(3):
+            writer.write(textured_image(index, 32, 48))
+    import av
+
+    (tmp_path / "in").mkdir()
+    with av.open(str(tmp_path / "mkv_source.mkv")) as source, av.open(str(tmp_path / "in" / "c.avi"), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for frame in source.decode(video=0):
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode(None))
+    write_image(tmp_path / "in" / "z.png", Image(pixels=textured_image(8, 32, 40)))
+    result = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
+    assert result.returncode == 0 and "restored 2, skipped 0, failed 0" in result.stdout, result.stderr
+    assert probe(tmp_path / "out" / "c.mkv").frame_count == 3 and "restored as c.mkv" in result.stderr
+    two = run(str(tmp_path / "in"), "-o", str(tmp_path / "two.png"), "--model", str(model_path))
+    assert two.returncode == 2 and "2 inputs need an output folder" in two.stderr

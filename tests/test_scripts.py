@@ -133,14 +133,13 @@ def test_timed_finetune_end_to_end(image_folder, tmp_path):
             assert {str(handle.get_tensor(k).dtype) for k in handle.keys()} == {"torch.float16"}
 
 
-@pytest.mark.parametrize("args", [["--budget-s", "10"], []])
-def test_timed_finetune_rejects_a_failed_probe(tmp_path, args):
+@pytest.mark.parametrize(("args", "message"), [(["--budget-s", "100"], "probe failed"),
+                                             (["--budget-s", "10"], "leaves nothing after --reserve-s 45"), ([], "")])
+def test_timed_finetune_rejects_a_failed_probe(tmp_path, args, message):
     cmd = [sys.executable, str(ROOT / "scripts/timed_finetune.py"), *args, "--out", str(tmp_path / "run"), "--",
            "--train-data", str(tmp_path / "missing")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert result.returncode != 0
-    if args:
-        assert "probe failed" in result.stderr
+    assert result.returncode != 0 and message in result.stderr
 
 
 def test_average_weights(tmp_path):

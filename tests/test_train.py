@@ -452,3 +452,10 @@ def test_validation_fits_sources_smaller_than_128_px(tmp_path, caplog):
         degraded, clean = loop._validation_set(config)
     assert degraded.shape[-2:] == clean.shape[-2:] == (96, 96)
     assert "v2.png: 20x20, smaller than patch_size 32" in caplog.text and "validation crops are 96 px" in caplog.text
+
+
+def test_no_warm_up_is_allowed():
+    """warmup_steps=0 divided by zero during discriminator pretraining (negative generator steps)."""
+    assert lr_at(-3, total=10, base=1e-3, warmup=0, min_ratio=0.1) == pytest.approx(1e-3)
+    assert lr_at(0, total=10, base=1e-3, warmup=0, min_ratio=0.1) == pytest.approx(1e-3)
+    assert lr_at(10, total=10, base=1e-3, warmup=0, min_ratio=0.1) == pytest.approx(1e-4)

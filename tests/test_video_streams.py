@@ -183,6 +183,15 @@ def test_subtitles_an_mp4_cannot_hold_are_named(restorer, tmp_path, caplog):
     assert caplog.text.count("subtitle stream 1 (srt) cannot go into .mp4 files") == 1
 
 
+def test_text_subtitles_are_not_turned_into_a_data_stream_in_mpeg_ts(restorer, tmp_path, caplog):
+    source = make_clip(tmp_path / "subs2.mkv", subtitles=True)
+    with caplog.at_level(logging.WARNING):
+        restore_video(source, tmp_path / "out.ts", restorer, progress=False)
+    assert "cannot go into .ts files" in caplog.text
+    with av.open(str(tmp_path / "out.ts")) as container:
+        assert [s.type for s in container.streams] == ["video"]
+
+
 def test_capture_audio_with_an_unlabelled_layout_goes_into_mp4(restorer, tmp_path):
     """AVI stores PCM without a channel layout; MP4's muxer refused it only when writing its header,
     after the whole restoration."""

@@ -183,6 +183,24 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ranged(kind: type, low: float, high: float | None = None):
+    """An argparse type: ``kind`` within [low, high] (no upper bound when ``high`` is None)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not (low <= value and (high is None or value <= high)):
+            span = f"{low:g}..{high:g}" if high is not None else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {text}")
+        return value
+    return parse
+
+
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")
+
+
 def _frame_size(text: str) -> tuple[int, int]:
     """``WxH`` → ``(W, H)``, for argparse."""
     width, _, height = text.lower().partition("x")
@@ -277,15 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="8-bit levels: frames the model changes by about this much (RMS) are left nearly alone, "
                         "larger corrections shrink a little (default 1; 0 = apply the model's output as is)")
     p.add_argument("--codec", default="libx264", help="video codec: libx264, libx265, ffv1 (default libx264)")
-    p.add_argument("--crf", type=int, default=18, help="video quality (default 18)")
-    p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")
+    p.add_argument("--crf", type=_ranged(int, 0, 51), default=18, help="video quality 0..51, lower is better (default 18)")
+    p.add_argument("--preset", default="medium", choices=_X26X_PRESETS, help="x264/x265 preset (default medium)")
     p.add_argument("--chroma", default="420", choices=("420", "422", "444", "source"),
                    help="video chroma subsampling (x264/x265): 420 plays everywhere (default); source keeps a "
                         "4:2:2/4:4:4 source's")
     p.add_argument("--no-temporal", action="store_true", help="video: no temporal consistency stage")
-    p.add_argument("--temporal-strength", type=float, default=1.0, help="video: 0..1 (default 1)")
-    p.add_argument("--temporal-radius", type=int, default=2, help="video: neighbours each side (default 2)")
-    p.add_argument("--segment-frames", type=int, default=250,
+    p.add_argument("--temporal-strength", type=_ranged(float, 0.0, 1.0), default=1.0, help="video: 0..1 (default 1)")
+    p.add_argument("--temporal-radius", type=_ranged(int, 0), default=2, help="video: neighbours each side (default 2)")
+    p.add_argument("--segment-frames", type=_ranged(int, 1), default=250,
                    help="video: frames per resumable segment (default 250; a crash loses at most one)")
     p.add_argument("--no-resume", action="store_true",
                    help="video: discard the finished segments of an interrupted run instead of continuing it")

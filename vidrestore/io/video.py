@@ -436,7 +436,8 @@ class VideoWriter:
             first = "tff" if field_order in FIELD_TOP_FIRST else "bff"
             self._stream.options = self._stream.options | {
                 "x264-params": f"{self._stream.options['x264-params']}:interlaced=1:{first}=1"}
-        elif self._encoder == "libx265":
+        elif self._encoder == "libx265" and ("x265", self._pixel_format) not in _WARNED_PROGRESSIVE:
+            _WARNED_PROGRESSIVE.add(("x265", self._pixel_format))  # once, not at the check and each segment
             logger.warning("%s: libx265 codes the interlaced source as progressive frames (only the field order "
                            "is tagged); use libx264 to keep it interlaced", self.path)
 
@@ -707,7 +708,7 @@ def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
 
 _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _DROPPED_SUBTITLES: set[tuple[Path, int, str]] = set()
-_WARNED_PROGRESSIVE: set[tuple[int, str]] = set()
+_WARNED_PROGRESSIVE: set[tuple[int | str, str]] = set()
 
 
 # Tags a muxer writes itself, or that describe the source file rather than its content.
@@ -759,6 +760,8 @@ class _AudioCopy:
             _copy_tags(stream, self._tracks[stream.index][1])
         for stream in self._input.streams.subtitles:
             try:
+                if Path(output.name).suffix.lower() == ".ts":  # MPEG-TS takes only DVB subtitles: text became a data stream
+                    raise ValueError("text subtitles do not fit MPEG-TS")
                 self._tracks[stream.index] = (stream, output.add_stream_from_template(stream), False)
                 _copy_tags(stream, self._tracks[stream.index][1])
             except ValueError:

@@ -54,7 +54,8 @@ class TrainingError(VidrestoreError):
 
 def lr_at(step: int, *, total: int, base: float, warmup: int, min_ratio: float) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to ``base * min_ratio`` at ``total``."""
-    if step < warmup:
+    step = max(step, 0)  # the generator's step count is negative during discriminator pretraining
+    if warmup > 0 and step < warmup:
         return base * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
