@@ -187,6 +187,10 @@ def test_overrides_and_lr_schedule():
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="unknown config key"):
         apply_overrides(TrainConfig(), ["generator.nope=1"])
+    for bad, message in (("defocus_sigma=1.5", "defocus_sigma=1.5: expected 2 comma-separated values"),
+                         ("compile=maybe", "compile=maybe: not a boolean"), ("batch_size=x", "batch_size=x: invalid")):
+        with pytest.raises(ValueError, match=message):  # the key is named, not only the value
+            apply_overrides(TrainConfig(), [bad])
     # A partial group in a config file keeps the field's own defaults: ``mild`` stays gentle.
     partial = TrainConfig.from_dict({"mild_fraction": 0.5, "mild": {"jpeg": {"quality": [85, 100]}}})
     assert partial.mild.jpeg.quality == (85, 100) and partial.mild.jpeg.probability == mild_config().jpeg.probability

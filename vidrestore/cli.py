@@ -276,10 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the generator (discriminator pretraining, then joint L1 + GAN)")
     p.add_argument("--config", help="TrainConfig JSON (a run's config.json)")
-    p.add_argument("--train-data")
-    p.add_argument("--val-data")
-    p.add_argument("--out", help="run folder (checkpoints, weights, metrics, TensorBoard)")
-    p.add_argument("--steps", type=int)
+    p.add_argument("--train-data", help="folder of images/videos to train on (default data/corpus/train)")
+    p.add_argument("--val-data", help="held-out folder for validation (default data/corpus/val)")
+    p.add_argument("--out", help="run folder (checkpoints, weights, metrics, TensorBoard; default runs/default)")
+    p.add_argument("--steps", type=int, help="joint L1 + GAN steps, after the g_pretrain_steps L1 steps and the "
+                                             "d_pretrain_steps discriminator steps (default 20000; --set those two)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. batch_size=8")
     p.set_defaults(func=_cmd_train)

@@ -191,7 +191,10 @@ def apply_overrides(config: Any, overrides: list[str]) -> Any:
         hint = typing.get_type_hints(type(target))[leaf]
         if dataclasses.is_dataclass(hint):
             raise ValueError(f"{key!r} is a group; set one of its fields")
-        value = _parse(text, hint)
+        try:
+            value = _parse(text, hint)
+        except ValueError as exc:  # "expected 2 comma-separated values" alone does not say where
+            raise ValueError(f"{key}={text}: {exc}") from exc
         # Rebuild the chain bottom-up so no shared default object is mutated.
         new = dataclasses.replace(target, **{leaf: value})
         for parent, name in zip(reversed(chain[:-1]), reversed(parts[:-1])):
