@@ -577,7 +577,7 @@ class Restorer:
             if not bool(finite.all()):
                 raise ValueError(f"frames {torch.nonzero(~finite).flatten().tolist()[:10]} have NaN or infinite pixels")
         output = torch.empty_like(batch)
-        source, hidden = batch[:, :color_channels], None
+        source, hidden = color, None
         if channels in (2, 4):
             output[:, -1] = batch[:, -1]  # alpha, untouched
             # Float alpha from resamplers leaves specks just above 0: under half a 16-bit level is hidden.

@@ -58,8 +58,6 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
-import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -654,11 +652,6 @@ class _CropDataset(torch.utils.data.Dataset):
         return torch.rot90(crop, int(rng.integers(4)), dims=(1, 2)).contiguous(), item.label
 
 
-def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
-    # Ctrl-C reaches the whole process group: the main process finishes its batch and saves.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _split(items: list[LabelledItem], fraction: float, seed: int) -> tuple[list[LabelledItem], list[LabelledItem]]:
     """Hold out ``fraction`` of the source photos (items without a source count as their own)."""
     groups = sorted({item.source or str(item.path) for item in items})
@@ -730,7 +723,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     from that batch exactly as an uninterrupted run would (the epoch's crops are fixed by seed)."""
     from vidrestore.io._files import atomic_output
     from vidrestore.train.checkpoint import load_checkpoint, save_checkpoint
-    from vidrestore.train.loop import TrainingError, lr_at
+    from vidrestore.train.loop import StopRequest, TrainingError, lr_at, worker_init
 
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -791,13 +784,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                 "epoch": epoch, "bad_epochs": bad_epochs, "best": json.dumps(best),
                 "config": json.dumps(config.to_dict()), **place}
 
-    stop = {"now": False, "by": None}
-
-    def _request_stop(signum, frame):  # noqa: ARG001
-        stop["now"], stop["by"] = True, "signal"
-
-    previous = ({sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-                if threading.current_thread() is threading.main_thread() else {})
+    stop = StopRequest().install()
     try:
         while epoch < config.epochs and not stopped_early:
             dataset.set_epoch(epoch)
@@ -807,7 +794,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
             loader = torch.utils.data.DataLoader(
                 source, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers,
                 multiprocessing_context="forkserver" if config.num_workers > 0 else None,
-                worker_init_fn=_ignore_sigint if config.num_workers > 0 else None,
+                worker_init_fn=worker_init if config.num_workers > 0 else None,
                 # Its own seed source: one drawn from the global generator per loader would put a
                 # mid-epoch resume (a new loader) one draw off the uninterrupted run's dropout.
                 generator=torch.Generator().manual_seed(config.seed + epoch),
@@ -830,10 +817,10 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                 seen += len(labels)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.4f}")
-                if stop["now"]:
+                if stop.now:
                     save_checkpoint(checkpoint_path, _state(batch=batch_index + 1, running=running, seen=seen))
                     break
-            if stop["now"]:
+            if stop.now:
                 interrupted = True
                 log.warning("stopped in epoch %d after batch %d of %d: checkpoint saved; continue with --resume",
                             epoch + 1, batch_index + 1, steps_per_epoch)
@@ -861,9 +848,9 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
             stopped_early = bad_epochs >= config.patience
             interrupted = bool(config.stop_after and epoch >= config.stop_after and epoch < config.epochs)
             if interrupted:
-                stop["by"] = stop["by"] or "stop_after"
+                stop.request("stop_after")
             save_checkpoint(checkpoint_path, _state())
-            if stop["now"] and not stopped_early and epoch < config.epochs:  # asked during validation: saved whole
+            if stop.now and not stopped_early and epoch < config.epochs:  # asked during validation: saved whole
                 interrupted = True
             if stopped_early:
                 log.info("early stop after epoch %d: no better validation result for %d epochs", epoch, bad_epochs)
@@ -873,9 +860,8 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                 break
     finally:
         bar.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.uninstall()
     return {"epoch": epoch, "best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"],
             "best_confusion": best.get("confusion"), "stopped_early": stopped_early, "interrupted": interrupted,
-            "stopped_by": stop["by"],
+            "stopped_by": stop.by,
             "model": str(out_dir / "quality.safetensors"), "out_dir": str(out_dir)}

@@ -26,9 +26,6 @@ __all__ = ["RestoreReport", "expand_inputs", "restore_image_file", "restore_path
 
 log = logging.getLogger(__name__)
 
-# Video suffixes restore_video writes (vidrestore.video._SEGMENT_SUFFIXES; kept here without its imports).
-_WRITABLE_VIDEO = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".ts"})
-
 
 @dataclass
 class RestoreReport:
@@ -107,11 +104,13 @@ def restore_paths(
         raise ValueError(f"{len(pairs)} inputs need an output folder, and {output} looks like a file name")
     if len(pairs) == 1 and not single_file and output.suffix and not output.is_dir():
         log.warning("%s: %r is not an image or video suffix vidrestore writes, so this is a folder", output, output.suffix)
+    from vidrestore.video import VIDEO_OUTPUT_SUFFIXES, restore_video
+
     report = RestoreReport()
     claimed: dict[Path, Path] = {}  # output → the input restored into it
     for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
         target = output if single_file else output / relative
-        if not single_file and source.suffix.lower() in VIDEO_EXTENSIONS and target.suffix.lower() not in _WRITABLE_VIDEO:
+        if not single_file and source.suffix.lower() in VIDEO_EXTENSIONS and target.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
             log.warning("%s: %s video cannot be written; restored as %s", source, target.suffix, target.with_suffix(".mkv").name)
             target = target.with_suffix(".mkv")
         if source.resolve() == target.resolve():
@@ -129,8 +128,6 @@ def restore_paths(
         try:
             suffix = source.suffix.lower()
             if suffix in VIDEO_EXTENSIONS:
-                from vidrestore.video import restore_video
-
                 video = restore_video(source, target, restorer, **(video_options or {}))
                 if video.incomplete:
                     report.incomplete.append((source, video.incomplete))

@@ -54,9 +54,12 @@ class TemporalConfig:
             raise ValueError("adaptive must be >= 0")
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601
+
+
 def luma_u8(image: np.ndarray) -> np.ndarray:
     """BT.601 luma of a float RGB frame as uint8 ``(H, W)``."""
-    gray = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = image @ _LUMA
     return np.clip(gray * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -116,13 +119,17 @@ def is_scene_cut(previous: np.ndarray, current: np.ndarray, *, threshold: float 
 _GAIN_DEADBAND = 0.02
 
 
-def _match_brightness(warped: np.ndarray, center: np.ndarray) -> np.ndarray | None:
-    """``warped`` scaled by the gain that maps its brightness onto ``center``'s (a fade, a flash);
-    ``warped`` itself when they are within ``_GAIN_DEADBAND`` (almost always) or both are nearly
-    black; None when only one of them is (the end of a fade to black: no gain maps one onto the
-    other, and the neighbour would pull the centre's brightness)."""
-    small_warped = _thumbnail(warped) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    small_center = _thumbnail(center) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def _luma_thumbnail(image: np.ndarray) -> np.ndarray:
+    return _thumbnail(image) @ _LUMA
+
+
+def _match_brightness(warped: np.ndarray, small_center: np.ndarray) -> np.ndarray | None:
+    """``warped`` scaled by the gain that maps its brightness onto the centre's (``small_center``:
+    its :func:`_luma_thumbnail`) — a fade, a flash; ``warped`` itself when they are within
+    ``_GAIN_DEADBAND`` (almost always) or both are nearly black; None when only one of them is
+    (the end of a fade to black: no gain maps one onto the other, and the neighbour would pull
+    the centre's brightness)."""
+    small_warped = _luma_thumbnail(warped)
     lit_warped, lit_center = small_warped > 0.02, small_center > 0.02  # ratios of near-black are noise
     valid = lit_warped & lit_center
     if valid.sum() < small_warped.size // 4:
@@ -174,6 +181,7 @@ def fuse_window(
     lumas = lumas if lumas is not None else [luma_u8(f) for f in frames]
     cuts = cuts if cuts is not None else [False] * (len(frames) - 1)
     total = reference.astype(np.float32, copy=True)
+    small_reference = _luma_thumbnail(reference)  # once per window, for every neighbour's brightness
     weight_sum = np.ones(reference.shape[:2], dtype=np.float32)
     for index, frame in enumerate(frames):
         if index == center or abs(index - center) > config.radius:
@@ -184,7 +192,7 @@ def fuse_window(
         field = flow(lumas[center], lumas[index], max_side=config.flow_max_side)
         if fields is not None:
             fields[index] = field
-        warped = _match_brightness(warp(frame, field), reference)
+        warped = _match_brightness(warp(frame, field), small_reference)
         if warped is None:
             continue
         weight = config.strength * _reliability(warped, reference, config.tolerance, config.adaptive)
@@ -197,7 +205,7 @@ def temporal_error(previous_output: np.ndarray, output: np.ndarray, field: np.nd
     """Mean absolute difference (8-bit levels) between ``output`` and ``previous_output``
     warped onto it by ``field`` (flow from ``output`` to ``previous_output``), over pixels whose
     warp is reliable (difference below 0.1): the flicker left after motion is undone."""
-    warped = _match_brightness(warp(previous_output, field), output)  # a fade is not flicker
+    warped = _match_brightness(warp(previous_output, field), _luma_thumbnail(output))  # a fade is not flicker
     if warped is None:
         return 0.0
     difference = np.abs(warped - output).mean(axis=2)

@@ -252,9 +252,10 @@ def restore_video(
     report = VideoReport()
     if chroma not in ("420", "422", "444", "source"):
         raise ValueError(f"chroma must be 420, 422, 444 or source, got {chroma!r}")
+    source_chroma = chroma_of(info.pix_fmt)
     options: dict[str, Any] = {"codec": codec, "crf": crf, "preset": preset,
-                               "chroma": chroma_of(info.pix_fmt) if chroma == "source" else chroma}
-    if chroma == "420" and chroma_of(info.pix_fmt) != "420":
+                               "chroma": source_chroma if chroma == "source" else chroma}
+    if chroma == "420" and source_chroma != "420":
         log.info("%s: %s source written 4:2:0 (plays everywhere); --chroma source keeps its chroma", source,
                  info.pix_fmt)
     if bit_depth is not None:
@@ -277,7 +278,8 @@ def restore_video(
             bar = tqdm(restored, total=info.frame_count or None, initial=done, desc=source.name, unit="frame",
                        disable=not progress, dynamic_ncols=True)
             for first, segment in _segments(bar, done, segment_frames):
-                write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None}))
+                # Quiet: what the segments cannot keep was said once, by the up-front check.
+                write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None, "quiet": True}))
                 work.finished(first)
         except BaseException:
             if not work.parts:  # nothing to resume from (an undecodable first frame, a model error)
@@ -290,14 +292,14 @@ def restore_video(
         work.remove()
         raise MediaError(source, "no frames to restore")
     try:
-        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path)
+        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, quiet=True)
     except MediaError as exc:
         if not info.has_audio:
             raise
         # The muxer refused a copied audio packet or header (the up-front check cannot write one):
         # the restored segments are kept, so transcoding the audio costs seconds, not the run.
         log.warning("%s: %s; joining again with the audio transcoded to AAC", source, exc)
-        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, transcode_audio=True)
+        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, transcode_audio=True, quiet=True)
     work.remove()
     report.seconds = time.perf_counter() - started
     if report.spikes:
@@ -311,6 +313,7 @@ def restore_video(
 # segments join packet by packet. MPEG-TS shifts every file's own, so its segments are MP4; AVI and
 # MPEG-PS cannot take the joined packets at all (checked with PyAV's FFmpeg), so they are refused.
 _SEGMENT_SUFFIXES = {".mp4": ".mp4", ".m4v": ".m4v", ".mov": ".mov", ".mkv": ".mkv", ".ts": ".mp4"}
+VIDEO_OUTPUT_SUFFIXES = frozenset(_SEGMENT_SUFFIXES)  # what restore_video writes
 
 
 def _check_output(target: Path, info: VideoInfo, options: dict[str, Any]) -> str:
@@ -322,7 +325,7 @@ def _check_output(target: Path, info: VideoInfo, options: dict[str, Any]) -> str
             target, f"vidrestore cannot write {target.suffix or 'suffix-less'} video; use {', '.join(_SEGMENT_SUFFIXES)}")
     check_writer(target, info, **options)
     if suffix != target.suffix.lower():
-        check_writer(target.with_suffix(suffix), info, **(options | {"audio_from": None}))
+        check_writer(target.with_suffix(suffix), info, **(options | {"audio_from": None, "quiet": True}))
     return suffix
 
 

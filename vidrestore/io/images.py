@@ -489,27 +489,13 @@ def _encode_with_pillow(
         exif_error = "exif" in str(error).lower() or (output_format.pillow_name == "TIFF" and isinstance(error, RuntimeError))
         if "exif" not in options or not exif_error:
             raise MediaError(path, f"could not encode {output_format.pillow_name}: {error}") from error
-        # EXIF Pillow cannot write here: a JPEG's is limited to 64 KiB, and TIFF cannot take the
-        # Exif/GPS sub-directories of a camera's EXIF. Keep what fits, say what was dropped.
-        if output_format.pillow_name == "JPEG":  # a maker note is what usually makes it too long
-            exif = PillowImage.Exif()
-            exif.load(image.exif)
-            if exif.get_ifd(0x8769).pop(0x927C, None) is not None:
-                try:
-                    data = _save(picture, "JPEG", options | {"exif": exif.tobytes()})
-                    logger.warning("%s: the EXIF maker note does not fit a JPEG segment; the other EXIF is kept", path)
-                    return data
-                except (ValueError, RuntimeError, OSError):
-                    pass
-        if output_format.pillow_name == "TIFF":
-            exif = PillowImage.Exif()
-            exif.load(image.exif)
-            for pointer in (0x8769, 0x8825, 0xA005):  # Exif, GPS and interoperability sub-directories
-                exif.pop(pointer, None)
+        # EXIF Pillow cannot write here: keep what fits, say what was dropped.
+        reduced = _reduced_exif(image.exif, output_format.pillow_name)
+        if reduced is not None:
+            exif, what = reduced
             try:
-                data = _save(picture, "TIFF", options | {"exif": exif.tobytes()})
-                logger.warning("%s: the EXIF sub-directories (camera settings, GPS) cannot go into TIFF here; "
-                               "the main EXIF fields are kept", path)
+                data = _save(picture, output_format.pillow_name, options | {"exif": exif})
+                logger.warning("%s: %s; the other EXIF is kept", path, what)
                 return data
             except (ValueError, RuntimeError, OSError):
                 pass
@@ -519,6 +505,19 @@ def _encode_with_pillow(
             return _save(picture, output_format.pillow_name, {k: v for k, v in options.items() if k != "exif"})
         except (ValueError, RuntimeError, OSError) as second:
             raise MediaError(path, f"could not encode {output_format.pillow_name}: {second}") from second
+
+
+def _reduced_exif(raw: bytes, pillow_name: str) -> tuple[bytes, str] | None:
+    """``raw`` EXIF without what usually stops ``pillow_name`` from writing it, and what that is:
+    a JPEG segment holds 64 KiB (a maker note is what overflows it); Pillow's TIFF writer cannot
+    take a camera's Exif/GPS sub-directories. None when there is nothing of the kind to drop."""
+    exif = PillowImage.Exif()
+    exif.load(raw)
+    if pillow_name == "JPEG" and exif.get_ifd(0x8769).pop(0x927C, None) is not None:
+        return exif.tobytes(), "the EXIF maker note does not fit a JPEG segment"
+    if pillow_name == "TIFF" and [exif.pop(p) for p in (0x8769, 0x8825, 0xA005) if p in exif]:  # Exif, GPS, interop.
+        return exif.tobytes(), "the EXIF sub-directories (camera settings, GPS) cannot go into TIFF here"
+    return None
 
 
 def _save(picture: PillowImage.Image, pillow_name: str, options: dict[str, object]) -> bytes:

@@ -210,8 +210,8 @@ class VideoReader:
     A packet that fails to decode is skipped with a warning naming it; a container that is cut
     short ends the iteration early, with a warning when fewer frames came than it announced (and
     :attr:`shortfall` says so after the iteration). A timestamp that does not increase (a damaged
-    or badly muxed file) becomes the previous one plus one tick, with a warning, so frames keep
-    their order. :class:`CorruptMediaError` is raised only if no frame decodes at all.
+    or concatenated file) moves one frame interval after the previous one, and the frames after
+    it keep their spacing (a warning says so). :class:`CorruptMediaError` is raised only if no frame decodes at all.
     """
 
     def __init__(self, path: str | Path, *, dtype: type[np.unsignedinteger] | np.dtype | None = None) -> None:
@@ -274,9 +274,9 @@ class VideoReader:
         if self._stream.frames:  # the container's index counts the frames
             short = index < self._stream.frames
         else:  # only a duration (Matroska, variable frame rate): judge by time, not by duration × fps
-            step = 1 / float(self.info.fps) if self.info.fps else 0.0
+            interval = 1 / float(self.info.fps) if self.info.fps else 0.0
             short = (self.info.duration is not None and not self.info.length_is_estimate
-                     and last_time + step < self.info.duration - 2 * step)  # > 2 frames' time missing
+                     and last_time + interval < self.info.duration - 2 * interval)  # > 2 frames' time missing
         if short:
             announced = (f"the {self._stream.frames} announced" if self._stream.frames
                          else f"{self.info.duration:.2f} s announced, the last at {last_time:.2f} s")
@@ -325,6 +325,9 @@ class VideoWriter:
         chroma: "420" (default), or "422"/"444" to keep a source's finer chroma (x264, x265).
         field_order: AVFieldOrder to tag; an interlaced one (2-5) also makes x264 code the
             frames as interlaced, top or bottom field first, so players go on deinterlacing them.
+        quiet: what is lost on the way (subtitles a container cannot hold, interlacing a codec
+            cannot code) is logged at debug level, not as warnings: for the many writers of one
+            restoration, after a :func:`check_writer` has warned once.
 
     Raises:
         UnsupportedFormatError: unknown codec or container, or a bit depth the codec cannot store.
@@ -352,6 +355,7 @@ class VideoWriter:
         sample_aspect_ratio: Fraction | None = None,
         field_order: int = 0,
         chroma: str = "420",
+        quiet: bool = False,
     ) -> None:
         self.path = Path(path)
         if width <= 0 or height <= 0 or fps <= 0 or rotation % 90:
@@ -385,8 +389,9 @@ class VideoWriter:
             if sample_aspect_ratio:
                 self._stream.codec_context.sample_aspect_ratio = Fraction(sample_aspect_ratio)
             if field_order in INTERLACED_FIELD_ORDERS:
-                self._interlace(field_order)
-            self._audio = _AudioCopy(Path(audio_from), self._container) if audio_from is not None else None
+                self._interlace(field_order, _warner(quiet))
+            self._audio = (_AudioCopy(Path(audio_from), self._container, quiet=quiet)
+                           if audio_from is not None else None)
         except BaseException:
             self.abort()
             raise
@@ -422,24 +427,20 @@ class VideoWriter:
             stream.set_display_rotation(rotation % 360)
         return stream
 
-    def _interlace(self, field_order: int) -> None:
+    def _interlace(self, field_order: int, warn: Callable[..., None]) -> None:
         self._stream.codec_context.field_order = field_order
         # x264 codes each field apart: a 4:2:0 field needs an even height, so the frame a multiple of 4.
         rows = 4 if "420" in self._pixel_format else 2
         if self._encoder == "libx264" and self.height % rows:
-            if (self.height, self._pixel_format) in _WARNED_PROGRESSIVE:  # once, not at the check and each segment
-                return
-            _WARNED_PROGRESSIVE.add((self.height, self._pixel_format))
-            logger.warning("%s: %d lines cannot be coded interlaced in %s; coded as progressive frames (players "
-                           "will not deinterlace them: deinterlace first)", self.path, self.height, self._pixel_format)
+            warn("%s: %d lines cannot be coded interlaced in %s; coded as progressive frames (players will not "
+                 "deinterlace them: deinterlace first)", self.path, self.height, self._pixel_format)
         elif self._encoder == "libx264":
             first = "tff" if field_order in FIELD_TOP_FIRST else "bff"
             self._stream.options = self._stream.options | {
                 "x264-params": f"{self._stream.options['x264-params']}:interlaced=1:{first}=1"}
-        elif self._encoder == "libx265" and ("x265", self._pixel_format) not in _WARNED_PROGRESSIVE:
-            _WARNED_PROGRESSIVE.add(("x265", self._pixel_format))  # once, not at the check and each segment
-            logger.warning("%s: libx265 codes the interlaced source as progressive frames (only the field order "
-                           "is tagged); use libx264 to keep it interlaced", self.path)
+        elif self._encoder == "libx265":
+            warn("%s: libx265 codes the interlaced source as progressive frames (only the field order is tagged); "
+                 "use libx264 to keep it interlaced", self.path)
 
     def __enter__(self) -> Self:
         return self
@@ -588,7 +589,7 @@ def chroma_of(pix_fmt: str) -> str:
 
 
 def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio_from: str | Path | None = None,
-                transcode_audio: bool = False) -> int:
+                transcode_audio: bool = False, quiet: bool = False) -> int:
     """Join video files encoded one after another with the same settings (segments of one
     restoration) into ``path``, packet by packet (no re-encode), atomically.
 
@@ -596,7 +597,8 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
     file (as :func:`write_video` keeps the source's). The stream parameters (codec, size, pixel
     format, colour tags) come from the first part; ``rotation`` goes in the display matrix and
     ``audio_from``'s audio is interleaved as :class:`VideoWriter` does (``transcode_audio``: as
-    AAC, for audio the container's muxer refuses to copy). Returns the packet count.
+    AAC, for audio the container's muxer refuses to copy; ``quiet`` as for :class:`VideoWriter`).
+    Returns the packet count.
     """
     path = Path(path)
     if not parts:
@@ -627,7 +629,7 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
                         stream.codec_context.framerate = source.average_rate or source.guessed_rate
                         if rotation % 360:
                             stream.set_display_rotation(rotation % 360)
-                        audio = (_AudioCopy(Path(audio_from), output, transcode=transcode_audio)
+                        audio = (_AudioCopy(Path(audio_from), output, transcode=transcode_audio, quiet=quiet)
                                  if audio_from is not None else None)
                     segment = [packet for packet in container.demux(source) if packet.size]  # drop the flush packet
                     _fill_decode_timestamps(segment, Path(part))
@@ -707,8 +709,11 @@ def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
 
 
 _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
-_DROPPED_SUBTITLES: set[tuple[Path, int, str]] = set()
-_WARNED_PROGRESSIVE: set[tuple[int | str, str]] = set()
+
+
+def _warner(quiet: bool) -> Callable[..., None]:
+    """How a writer reports what it cannot keep: a warning, or (``quiet``) a debug line."""
+    return logger.debug if quiet else logger.warning
 
 
 # Tags a muxer writes itself, or that describe the source file rather than its content.
@@ -726,7 +731,8 @@ class _AudioCopy:
     """Feeds the audio and subtitle streams of a source file into an output container, in step
     with the video, with their tags (language, title), the file's tags (title) and its chapters."""
 
-    def __init__(self, source: Path, output: av.container.OutputContainer, *, transcode: bool = False) -> None:
+    def __init__(self, source: Path, output: av.container.OutputContainer, *, transcode: bool = False,
+                 quiet: bool = False) -> None:
         source = require_file(source)
         self._output = output
         self._input = _open_input(source, require_video=False)
@@ -766,13 +772,11 @@ class _AudioCopy:
                 _copy_tags(stream, self._tracks[stream.index][1])
             except ValueError:
                 suffix = Path(output.name).suffix
-                if (source, stream.index, suffix) not in _DROPPED_SUBTITLES:  # once, not at the check and the join
-                    _DROPPED_SUBTITLES.add((source, stream.index, suffix))
-                    hint = ("convert it to SRT or ASS first (ffmpeg -c:s srt)" if suffix.lower() in (".mkv", ".mka")
-                            else "write .mkv to keep it" if stream.codec_context.name != "mov_text"
-                            else "write .mp4 or .mov to keep it")
-                    logger.warning("%s: subtitle stream %d (%s) cannot go into %s files and is left out; %s",
-                                   source, stream.index, stream.codec_context.name, suffix, hint)
+                hint = ("convert it to SRT or ASS first (ffmpeg -c:s srt)" if suffix.lower() in (".mkv", ".mka")
+                        else "write .mkv to keep it" if stream.codec_context.name != "mov_text"
+                        else "write .mp4 or .mov to keep it")
+                _warner(quiet)("%s: subtitle stream %d (%s) cannot go into %s files and is left out; %s",
+                               source, stream.index, stream.codec_context.name, suffix, hint)
         self._packets = (self._input.demux(*(self._input.streams[i] for i in self._tracks)) if self._tracks
                          else iter(()))
         self._pending: av.Packet | None = None

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,12 +267,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         log.info("validation, degraded input: PSNR %.2f dB, SSIM %.4f", base_psnr, base_ssim)
 
     # ---- SIGINT/SIGTERM: finish the step, save, exit
-    stop: dict[str, Any] = {"now": False, "by": None}
-
-    def _request_stop(signum, frame):  # noqa: ARG001
-        stop["now"], stop["by"] = True, stop["by"] or "signal"
-
-    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = StopRequest().install()
 
     def _save() -> None:
         if not main:
@@ -347,13 +343,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             step += 1
             bar.update(1)
 
-            if config.stop_after and config.stop_after <= step < total and not stop["now"]:
-                stop["now"], stop["by"] = True, "stop_after"
+            if config.stop_after and config.stop_after <= step < total:
+                stop.request("stop_after")
             # A stop inside the joint phase (SIGINT, a deadline, ``stop_after``) validates first, so
             # a run cut short there still leaves a ``best`` from the phase the shipped model comes from.
             validate = (step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
-                        or (stop["now"] and adversarial))
-            save = step % config.checkpoint_every == 0 or stop["now"]
+                        or (stop.now and adversarial))
+            save = step % config.checkpoint_every == 0 or stop.now
             if step % config.log_every == 0 or validate or save:
                 if not bool(all_finite):  # every process checks its own losses: any one stops, none saves
                     raise TrainingError(
@@ -399,11 +395,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 writer.add_images("val/degraded_restored_clean", torch.cat([val_degraded[:4], preview, val_clean[:4]]), step)
             if save:
                 _save()
-            if stop["now"]:
+            if stop.now:
                 break
         else:
             _save()
-        if stop["now"]:
+        if stop.now:
             log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
         replicas_agree = distributed.replicas_agree(generator, dist_info)
         if not replicas_agree:
@@ -411,20 +407,19 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         finished = True
     finally:
         bar.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.uninstall()
         if writer:
             writer.close()
         del g_model, d_model  # DDP's wrappers hold the process group: let it go before it is destroyed
         distributed.teardown(dist_info, synchronize=finished)
-    return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop["now"],
-            "stopped_by": stop["by"],
+    return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop.now,
+            "stopped_by": stop.by,
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
 
 
-def _batches(loader: DataLoader, stop: dict[str, Any]) -> Iterator[Any]:
+def _batches(loader: DataLoader, stop: StopRequest) -> Iterator[Any]:
     """``loader``'s batches. A loader that fails once a stop was asked for just ends: Ctrl-C reaches
-    every process of the group, and a worker it kills before ``_worker_init`` ignores SIGINT breaks
+    every process of the group, and a worker it kills before ``worker_init`` ignores SIGINT breaks
     the transfer in flight. The steps done are whole, so they are saved, not lost to a traceback."""
     batches = iter(loader)
     while True:
@@ -433,7 +428,7 @@ def _batches(loader: DataLoader, stop: dict[str, Any]) -> Iterator[Any]:
         except StopIteration:
             return
         except Exception as exc:
-            if not stop["now"]:
+            if not stop.now:
                 raise
             log.warning("the data loader failed after the stop request (%s: %s)", type(exc).__name__, exc)
             return
@@ -473,7 +468,7 @@ def train_loader(config: TrainConfig, *, start: int, total: int, rank: int = 0, 
         # forkserver: a forked worker can inherit a held lock of OpenCV's or OpenMP's thread
         # pool from the parent and hang on its first resize.
         multiprocessing_context="forkserver" if config.num_workers > 0 else None,
-        worker_init_fn=_worker_init,
+        worker_init_fn=worker_init,
     )
 
 
@@ -507,7 +502,32 @@ def _phase(step: int, config: TrainConfig) -> str:
     return "adversarial"
 
 
-def _worker_init(worker_id: int) -> None:  # noqa: ARG001
+class StopRequest:
+    """A request to stop after the current step, from SIGINT/SIGTERM (once :meth:`install` ed, in
+    the main thread) or from the loop itself (:meth:`request`); ``by`` keeps the first cause
+    ("signal", "stop_after"). Shared by the generator's and the quality classifier's training."""
+
+    def __init__(self) -> None:
+        self.now, self.by = False, None
+        self._previous: dict[int, Any] = {}
+
+    def request(self, by: str) -> None:
+        if not self.now:
+            self.now, self.by = True, by
+
+    def install(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            self._previous = {sig: signal.signal(sig, lambda *_: self.request("signal"))
+                              for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+def worker_init(worker_id: int) -> None:  # noqa: ARG001
     import cv2
 
     # Ctrl-C reaches the whole process group. The main process finishes its step and saves; a
