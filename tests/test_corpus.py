@@ -144,7 +144,24 @@ def test_build_corpus_from_a_deb_unpacks_bundles_dedupes_and_skips_bad_files(tmp
     assert cv2.imread(str(tmp_path / "corpus" / owl.file)).shape == (40, 60, 3)
     manifest = json.loads((tmp_path / "corpus/manifest.json").read_text())
     assert sorted(f["file"] for f in manifest["files"]) == sorted(e.file for e in entries)
+    assert manifest["packages"] == ["photos-test=1.0-1"]  # what was unpacked (it listed the default packages)
     assert all(e.split == "train" for e in entries)
+
+
+@needs_dpkg
+def test_a_deb_without_pictures_is_an_error(tmp_path: Path, capsys) -> None:
+    from vidrestore.cli import main
+
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_text(
+        "Package: docs-test\nVersion: 2\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n")
+    (root / "usr/share/doc/docs-test").mkdir(parents=True)
+    (root / "usr/share/doc/docs-test/README").write_text("no pictures here")
+    deb = tmp_path / "docs-test.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True)
+    assert main(["corpus", str(tmp_path / "corpus"), "--deb", str(deb)]) == 2
+    assert "no images in" in capsys.readouterr().err
 
 
 @needs_dpkg

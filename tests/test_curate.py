@@ -98,7 +98,7 @@ def test_curate_keeps_exactly_the_good_photo(mixed, trained, tmp_path, capsys):
     assert rows["broken.jpg"]["decision"] == "reject" and rows["broken.jpg"]["reason"].startswith("unreadable:")
     assert "\n" not in rows["broken.jpg"]["reason"]
     # Exactly the keeper, at its relative path, byte for byte; inputs untouched.
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["manifest.csv", "photos/keeper.png"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["curate.json", "manifest.csv", "photos/keeper.png"]
     assert (out / "photos/keeper.png").read_bytes() == (mixed / "photos/keeper.png").read_bytes()
     assert _tree_digest(mixed) == before
 
@@ -144,3 +144,22 @@ def test_videos_are_left_out_and_counted(mixed, tmp_path, capsys):
     assert main(["curate", str(mixed), str(tmp_path / "out"), "--min-class", "poor", "--jobs", "1"]) == 0
     assert "videos left out: 1 (curate judges photos only)" in capsys.readouterr().out
     assert "clip.mp4" not in _manifest(tmp_path / "out")
+
+
+def test_a_rerun_with_other_settings_is_refused_and_earlier_outputs_inside_are_not_judged(mixed, tmp_path):
+    """A re-run with other thresholds skipped every image already in the manifest, so the folder
+    silently followed the first settings; a second output inside IN_DIR judged the first one's
+    copies as more photos."""
+    out = tmp_path / "out"
+    first = curate(mixed, out, CurateConfig(min_class="poor", min_size=200, min_background=0.0), jobs=1, progress=False)
+    with pytest.raises(ValueError, match="curated with other settings .*min_size 200 → 500"):
+        curate(mixed, out, CurateConfig(min_class="poor", min_background=0.0), jobs=1, progress=False)
+    again = curate(mixed, out, CurateConfig(min_class="poor", min_size=200, min_background=0.0, link=True), jobs=1,
+                   progress=False)
+    assert again["skipped"] == first["kept"] + first["rejected"] and again["kept"] == 0
+    inside = curate(mixed, mixed / "kept", CurateConfig(min_class="poor", min_size=200, min_background=0.0), jobs=1,
+                    progress=False)
+    second = curate(mixed, mixed / "kept2", CurateConfig(min_class="poor", min_size=200, min_background=0.0), jobs=1,
+                    progress=False)
+    assert second["kept"] == inside["kept"] == first["kept"]
+    assert not (mixed / "kept2" / "kept").exists()

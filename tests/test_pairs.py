@@ -175,3 +175,32 @@ def test_bad_inputs_and_settings_fail_up_front_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 7))  # nothing created before the check
+
+
+def test_a_float_tiff_is_degraded_to_16_bit_and_one_bad_file_does_not_stop_the_run(tmp_path, monkeypatch):
+    """A float32 TIFF (which curate keeps and train reads) aborted the whole degrade run with an
+    unnamed "from_float: target dtype" error."""
+    import cv2
+
+    source = make_inputs(tmp_path)
+    picture = textured_image(3, 64, 80).astype(np.float32) / 255
+    assert cv2.imwrite(str(source / "float.tif"), np.ascontiguousarray(picture[..., ::-1]))
+    counts = write_pairs(source, tmp_path / "out", seed=1, jobs=1)
+    assert counts["failed"] == 1  # broken.png only
+    degraded = read_image(tmp_path / "out" / "degraded" / "float.tif__v0.png")
+    assert degraded.pixels.dtype == np.uint16 and degraded.pixels.shape == (64, 80, 3)
+    # Any other per-file error names its file and the run goes on.
+    import vidrestore.pairs as pairs
+
+    real = pairs._degrade_image
+
+    def failing(task, plan):
+        if task.source.name == "p0.png":
+            raise ValueError("something odd")
+        return real(task, plan)
+
+    monkeypatch.setattr(pairs, "_degrade_image", failing)
+    counts = write_pairs(source, tmp_path / "out2", seed=1, jobs=1)
+    assert counts["failed"] == 2 and counts["done"] == 4
+    errors = [json.loads(line).get("error", "") for line in open(tmp_path / "out2" / "manifest.jsonl")]
+    assert any(e.endswith("p0.png: something odd") for e in errors)

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
 import signal
 from fractions import Fraction
 from pathlib import Path
@@ -479,3 +480,75 @@ def test_video_frames_are_evenly_spaced_with_or_without_a_frame_count(tmp_path, 
     real_probe = media.probe
     monkeypatch.setattr(media, "probe", lambda path: dataclasses.replace(real_probe(path), frame_count=0))
     assert indices(3) == [0, 4, 8]  # unknown length: every 2^k-th frame, bounded memory
+
+
+def test_a_new_run_never_overwrites_a_finished_one(labelled, trained, tmp_path):
+    """Without --resume, quality train replaced the run's weights and checkpoint and appended to its
+    curve. It now refuses, like vidrestore train; a changed net on --resume is one line too."""
+    out = tmp_path / "copy"
+    shutil.copytree(trained[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(TrainingError, match="already holds a quality run"):
+        train_quality(tiny_config(labelled, out, "epochs=1"), progress=False)
+    with pytest.raises(TrainingError, match=r"does not fit these settings .*changed since it was saved: .*net.stage_channels"):
+        train_quality(tiny_config(labelled, out, "net.stage_channels=16,16"), resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("override, message", [
+    ("batch_size=0", "batch_size must be at least 1"),
+    ("lr=0", "lr must be > 0"),
+    ("val_fraction=1", r"val_fraction must be in \(0, 1\)"),
+])
+def test_bad_quality_settings_are_refused_up_front(labelled, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        train_quality(tiny_config(labelled, tmp_path / "run", override), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_quality_cli_option_and_path_errors_are_one_line(labelled, trained, tmp_path, capsys):
+    from vidrestore.cli import main
+
+    photos = tmp_path / "photos"
+    write_image(photos / "a.png", Image(pixels=photo_like(1, 160, 160)))
+    for argv, message in (
+        (["quality", "label", str(photos), str(tmp_path / "l"), "--crop-size", "0"], "must be >= 16"),
+        (["quality", "label", str(photos), str(tmp_path / "l"), "--crops-per-image", "0"], "must be >= 1"),
+        (["quality", "label", str(photos), str(tmp_path / "l"), "--scale-range", "abc"], "expected two numbers"),
+        (["quality", "predict", str(photos), "--frames", "0"], "must be >= 1"),
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err
+    # An output path that is a file, a config that is no JSON object: one line, exit 2.
+    config = tmp_path / "list.json"
+    config.write_text("[1, 2]")
+    for argv, message in (
+        (["quality", "label", str(photos), str(config)], "File exists"),
+        (["quality", "train", "--config", str(config)], "expected a JSON object of settings, got a list"),
+        (["train", "--config", str(config)], "expected a JSON object of settings, got a list"),
+        (["train", "--out", str(photos / "a.png"), "--train-data", str(labelled), "--val-data", str(labelled)],
+         "not a folder"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    # predict: a named file of another type fails; nothing to judge is an error, not an empty table.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("no picture")
+    model = str(trained[0] / "quality.safetensors")
+    assert main(["quality", "predict", str(notes), "--model", model]) == 1
+    assert "not an image or video" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["quality", "predict", str(tmp_path / "empty"), "--model", model]) == 2
+    assert "no images or videos" in capsys.readouterr().err
+
+
+def test_labeller_does_not_read_its_own_output_inside_the_photos(tmp_path):
+    photos = tmp_path / "photos"
+    for index in range(2):
+        write_image(photos / f"p{index}.png", Image(pixels=photo_like(index, 160, 160)))
+    first = label_folder(photos, photos / "labels", crops_per_image=1, crop_size=64, jobs=1, progress=False)
+    second = label_folder(photos, photos / "labels2", crops_per_image=1, crop_size=64, jobs=1, progress=False)
+    again = label_folder(photos, photos / "labels", crops_per_image=1, crop_size=64, jobs=1, progress=False)
+    assert first["photos"] == second["photos"] == again["photos"] == 2

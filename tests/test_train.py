@@ -463,3 +463,151 @@ def test_no_warm_up_is_allowed():
     assert lr_at(-3, total=10, base=1e-3, warmup=0, min_ratio=0.1) == pytest.approx(1e-3)
     assert lr_at(0, total=10, base=1e-3, warmup=0, min_ratio=0.1) == pytest.approx(1e-3)
     assert lr_at(10, total=10, base=1e-3, warmup=0, min_ratio=0.1) == pytest.approx(1e-4)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def test_ddp_a_stop_seen_by_one_rank_stops_both_at_the_same_step(image_folder, tmp_path):
+    """Ctrl-C or SIGTERM can reach the ranks at different steps (here: rank 1 alone). Each acted on
+    its own flag: one left the loop for the final all-gather while the other was in the next
+    step's gradient all-reduce, and both hung. The ranks now agree on the stop, save and exit."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vidrestore.cli",
+           "train", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"), "--out", str(out),
+           "--steps", "100000",
+           *[a for item in TINY + ["d_pretrain_steps=1", "val_every=1", "checkpoint_every=1"] for a in ("--set", item)]]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoint.pt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        ranks = {}
+        for pid in _children(process.pid):
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            ranks.update({entry.split(b"=")[1].decode(): pid for entry in environ if entry.startswith(b"RANK=")})
+        os.kill(ranks["1"], signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the ranks too: they hold the output pipes
+            process.communicate()
+    summaries = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1, stderr[-3000:]
+    summary = summaries[0]
+    assert summary["replicas_agree"] and summary["interrupted"] and summary["stopped_by"] == "signal"
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == summary["step"] < 100000
+
+
+def test_grad_clip_0_is_no_clipping_and_a_negative_one_is_refused(image_folder, tmp_path):
+    """clip_grad_norm_ with 0 scaled every gradient to 0: a run with grad_clip=0 did not learn."""
+    from vidrestore.weights import load_generator
+
+    common = ("steps=0", "g_pretrain_steps=3", "d_pretrain_steps=0", "lr_g=1e-2", "ema_decay=0")
+    train(tiny_config(image_folder, tmp_path / "run", *common, "grad_clip=0"))
+    trained, _ = load_generator(tmp_path / "run" / "last.safetensors")
+    assert float(trained.tail.weight.detach().abs().sum()) > 0  # the zero-initialised tail moved
+    with pytest.raises(ValueError, match="grad_clip must be >= 0"):
+        train(tiny_config(image_folder, tmp_path / "bad", *common, "grad_clip=-1"))
+
+
+def test_fp16_training_is_refused_and_auto_falls_back_to_fp32(image_folder, tmp_path, monkeypatch):
+    """No loss scaling: fp16 would flush the L1 gradients (about 1e-6 per pixel) to zero. auto on a
+    GPU without bf16 picked fp16; it now trains in fp32 (seen here through a stand-in resolver)."""
+    with pytest.raises(TrainingError, match="precision=fp16: fp16 is not supported on CPU"):
+        train(tiny_config(image_folder, tmp_path / "cpu", "precision=fp16"))
+    monkeypatch.setattr(loop, "resolve_precision", lambda spec, device: torch.float16)
+    with pytest.raises(TrainingError, match="precision=fp16: training in fp16 would lose its gradients"):
+        train(tiny_config(image_folder, tmp_path / "gpu", "precision=fp16"))
+    seen = []
+    monkeypatch.setattr(loop, "autocast", lambda device, dtype: seen.append(dtype) or torch.autocast("cpu", enabled=False))
+    train(tiny_config(image_folder, tmp_path / "auto", "precision=auto", "steps=1", "d_pretrain_steps=0"))
+    assert seen and set(seen) == {torch.float32}
+
+
+def test_ctrl_c_during_a_validation_still_saves(image_folder, tmp_path, monkeypatch):
+    """The save decision was taken before validating: a Ctrl-C arriving during validation broke out
+    of the loop unsaved, while the log said "checkpoint saved" and the folder could neither be
+    resumed nor reused."""
+    real_evaluate = loop._evaluate
+    calls = []
+
+    def interrupted_evaluate(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the degraded input's, then step 1's two (damaged, soft): step 2's first
+            signal.raise_signal(signal.SIGINT)
+        return real_evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "_evaluate", interrupted_evaluate)
+    summary = train(tiny_config(image_folder, tmp_path, "steps=50", "d_pretrain_steps=0", "val_every=1",
+                                "checkpoint_every=100"))
+    assert summary["interrupted"] and summary["step"] < 50
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == summary["step"]
+    assert (tmp_path / "last.safetensors").is_file()
+
+
+def test_after_a_non_finite_loss_before_any_checkpoint_the_message_says_start_again(image_folder, tmp_path):
+    with pytest.raises(TrainingError, match="start again: no checkpoint had been written") as failure:
+        train(tiny_config(image_folder, tmp_path, "steps=3", "d_pretrain_steps=0", "lr_g=1e30", "lr_d=1e30",
+                          "grad_clip=1e30", "warmup_steps=1"))
+    assert "resume from" not in str(failure.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lr_min_ratio=5", r"lr_min_ratio must be in \[0, 1\]"),
+    ("l1_sample_eps=-1", "l1_sample_eps must be >= 0"),
+    ("lr_g=-1", "lr_g must be > 0"),
+    ("seed=-1", r"seed must be in \[0, 2\*\*63\)"),
+    ("scale_range=2,1", "scale_range must satisfy 0 < low <= high"),
+    ("mild_fraction=1.5", r"mild_fraction must be in \[0, 1\]"),
+    ("out_dir=", "out_dir must name a folder"),
+])
+def test_more_bad_settings_are_refused_before_the_data_is_read(image_folder, tmp_path, override, message, monkeypatch):
+    monkeypatch.setattr(loop, "PairDataset", None)  # reading the data would fail differently
+    with pytest.raises(ValueError, match=message):
+        train(tiny_config(image_folder, tmp_path / "run", override))
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_from_another_folder_and_metrics_without_repeats(image_folder, tmp_path, monkeypatch):
+    """config.json kept the data paths as typed: a plain --resume from another folder could not
+    find them. After a kill between a validation and the next checkpoint, the resumed run wrote
+    those validations' steps a second time."""
+    from vidrestore.cli import main
+
+    monkeypatch.chdir(image_folder)
+    out = tmp_path / "run"
+    settings = [a for item in TINY + ["d_pretrain_steps=0", "val_every=1", "checkpoint_every=2"] for a in ("--set", item)]
+    assert main(["train", "--train-data", "train", "--val-data", "val", "--out", str(out), "--steps", "5",
+                 "--set", "stop_after=3", *settings]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    saved = json.loads((out / "config.json").read_text())
+    assert Path(saved["train_data"]).is_absolute() and Path(saved["val_data"]).is_absolute()
+    # As if killed after step 4's validation and during step 5's, before the next checkpoint.
+    with open(out / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps({"step": 4, "kind": "ema", "psnr": 1.0}) + "\n" + '{"step": 5, "ki')
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    steps = [json.loads(line)["step"] for line in open(out / "metrics.jsonl")]
+    assert steps == [0, 1, 2, 3, 4, 5]
+
+
+def test_validation_sources_smaller_than_the_training_patch_are_used(tmp_path, caplog):
+    from vidrestore.io import Image, write_image
+    from tests.conftest import textured_image
+
+    for split, size in (("train", 192), ("val", 106)):
+        for index in range(2):
+            write_image(tmp_path / split / f"img{index}.png", Image(pixels=textured_image(index)[:size, :size]))
+    config = tiny_config(tmp_path, tmp_path / "run", "patch_size=128", "steps=0", "g_pretrain_steps=1",
+                         "d_pretrain_steps=0", "discriminator.layers=3")
+    degraded, clean = loop._validation_set(config)
+    assert clean.shape[-1] == 106

@@ -393,3 +393,36 @@ def test_cuts_are_found_at_batch_boundaries_without_the_temporal_stage():
         report = VideoReport()
         list(restore_frames(iter(frames), lambda x: x, temporal=None, batch_size=batch_size, report=report))
         assert report.scene_cuts == [8] and report.spikes == [], batch_size
+
+
+def test_a_cut_between_two_dark_low_contrast_shots_is_found():
+    """Two night shots differ by 0.047 on average (thumbnails), far under the 0.15 threshold: the
+    cut went unseen and the other shot bled into the two frames either side of it (−0.9 dB)."""
+    first, second = (_texture(180, 320, seed, contrast=0.25, level=0.12) for seed in (9, 10))
+    frames = [Frame(i, i, i / 25, from_float(first if i < 6 else second, np.uint8)) for i in range(10)]
+    report = VideoReport()
+    out = list(restore_frames(_noisy_frames(frames, 3 / 255), lambda x: x, temporal=TemporalConfig(), report=report))
+    assert report.scene_cuts == [6]
+    for index, own, other in ((5, first, second), (6, second, first)):
+        shift = out[index].rgb.astype(np.float32) / 255 - own
+        toward = other - own
+        assert float((shift * toward).sum() / (toward * toward).sum()) < 0.02, index  # no share of the other shot
+
+
+def _noisy_frames(frames: list[Frame], sigma: float) -> list[Frame]:
+    noisy = _noisy([to_float(f.rgb) for f in frames], sigma)
+    return [Frame(f.index, f.pts, f.time, from_float(n, np.uint8)) for f, n in zip(frames, noisy)]
+
+
+@pytest.mark.parametrize("speed", [4, 24, 40])
+def test_fast_pans_fades_and_flat_frames_are_not_cuts(speed):
+    """The correlation test allows for motion: a pan up to a tenth of the frame per step matches
+    itself; a fade's frames correlate whatever their brightness; black frames are not compared."""
+    from vidrestore.temporal import is_scene_cut
+
+    scene = _texture(360, 640 + 12 * speed, 11, contrast=0.6)
+    pan = [scene[:, t * speed:t * speed + 640] for t in range(12)]
+    assert not any(is_scene_cut(a, b) for a, b in zip(pan, pan[1:]))
+    fade = [pan[0] * np.float32(alpha) for alpha in (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0, 0.0)]
+    fade = _noisy(fade, 2 / 255)
+    assert not any(is_scene_cut(a, b) for a, b in zip(fade, fade[1:]))

@@ -127,9 +127,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_quality_label(args: argparse.Namespace) -> int:
     from vidrestore.quality import label_folder
 
-    low, high = (float(v) for v in args.scale_range.split(","))
     counts = label_folder(args.clean_dir, args.out_dir, crops_per_image=args.crops_per_image, crop_size=args.crop_size,
-                          scale_range=(low, high), seed=args.seed, jobs=args.jobs)
+                          scale_range=args.scale_range, seed=args.seed, jobs=args.jobs)
     print(f"{counts['samples']} samples written, {counts['skipped']} photos already done, {counts['too_small']} "
           f"smaller than a {args.crop_size}² crop (skipped), {counts['failed']} failed -> {args.out_dir}")
     return 1 if counts["failed"] else 0
@@ -164,8 +163,13 @@ def _cmd_quality_predict(args: argparse.Namespace) -> int:
             else:
                 yield path, result
 
+    judged = 0
     for line in format_results(readable(), args.format):
         print(line, flush=True)
+        judged += 1
+    if judged <= (args.format != "jsonl") and not failed:  # a header and no rows
+        print(f"vidrestore quality: error: no images or videos in {' '.join(args.inputs)}", file=sys.stderr)
+        return 2
     return 1 if failed else 0
 
 
@@ -181,6 +185,15 @@ def _cmd_curate(args: argparse.Namespace) -> int:
     if counts["videos"]:
         print(f"videos left out: {counts['videos']} (curate judges photos only)")
     return 0
+
+
+def _pair(text: str) -> tuple[float, float]:
+    """An argparse type: ``LOW,HIGH``, two numbers."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LOW,HIGH, got {text!r}") from None
+    return low, high
 
 
 def _ranged(kind: type, low: float, high: float | None = None):
@@ -315,9 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = qsub.add_parser("label", help="turn clean photos into a poor/medium/good labelled set (labels.csv)")
     q.add_argument("clean_dir")
     q.add_argument("out_dir")
-    q.add_argument("--crops-per-image", type=int, default=24, help="crops per photo, each written once per class")
-    q.add_argument("--crop-size", type=int, default=256)
-    q.add_argument("--scale-range", default="0.5,1.0", help="area downscale of the photo before cropping (default 0.5,1.0)")
+    q.add_argument("--crops-per-image", type=_ranged(int, 1), default=24,
+                   help="crops per photo, each written once per class (default 24)")
+    q.add_argument("--crop-size", type=_ranged(int, 16), default=256, help="crop side in pixels (default 256)")
+    q.add_argument("--scale-range", type=_pair, default=(0.5, 1.0),
+                   help="area downscale of the photo before cropping, LOW,HIGH (default 0.5,1.0)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     q.set_defaults(func=_cmd_quality_label)
@@ -334,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("inputs", nargs="+", help="image/video files or folders (recursive)")
     q.add_argument("--model", help="quality model (.safetensors); default: vidrestore/weights/quality-v1.safetensors")
     q.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
-    q.add_argument("--frames", type=int, default=8, help="video: evenly spaced frames judged (default 8)")
-    q.add_argument("--crops", type=int, help="crops pooled per image (default: the model's)")
+    q.add_argument("--frames", type=_ranged(int, 1), default=8, help="video: evenly spaced frames judged (default 8)")
+    q.add_argument("--crops", type=_ranged(int, 1), help="crops pooled per image (default: the model's)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     q.set_defaults(func=_cmd_quality_predict)
 
@@ -347,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-class", choices=("poor", "medium", "good"), default="good",
                    help="lowest quality class kept (default good; poor = no quality check, no model needed)")
     p.add_argument("--model", help="quality model (.safetensors); default: the shipped one")
-    p.add_argument("--crops", type=int, help="crops pooled per image (default: the model's)")
+    p.add_argument("--crops", type=_ranged(int, 1), help="crops pooled per image (default: the model's)")
     p.add_argument("--link", action="store_true", help="hard-link kept files instead of copying")
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
     p.set_defaults(func=_cmd_curate)
@@ -386,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except (VidrestoreError, ValueError, FileNotFoundError) as exc:
         print(f"vidrestore {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # An output path that cannot be made (a file where a folder goes, no permission).
+        print(f"vidrestore {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -212,9 +212,15 @@ def build_corpus(
             )
     for stale in previous - {e.file for e in entries}:
         (out_dir / stale).unlink(missing_ok=True)
-    manifest = {"packages": list(packages), "val_fraction": val_fraction, "files": [asdict(e) for e in entries]}
+    used = sorted({f"{package}={version}" for _, package, version in fields})  # what was unpacked, not what was asked
+    manifest = {"packages": used, "val_fraction": val_fraction, "files": [asdict(e) for e in entries]}
     with atomic_output(out_dir / "manifest.json") as temporary:  # what the next run's sweep reads
         temporary.write_text(json.dumps(manifest, indent=1) + "\n")
-    log.info("corpus: %d train, %d val images in %s", sum(e.split == "train" for e in entries),
-             sum(e.split == "val" for e in entries), out_dir)
+    train, val = sum(e.split == "train" for e in entries), sum(e.split == "val" for e in entries)
+    log.info("corpus: %d train, %d val images in %s", train, val, out_dir)
+    if not entries:
+        raise ValueError(f"no images in {', '.join(str(d) for d in debs)}")
+    if not train or (not val and val_fraction > 0):
+        log.warning("corpus: %d train and %d val images (val_fraction %g splits whole pictures, not files): "
+                    "one split is empty", train, val, val_fraction)
     return entries

@@ -45,14 +45,17 @@ Output: kept images are copied (``link=True``: hard-linked, falling back to a co
 relative path under ``OUT_DIR``; inputs are never modified. ``OUT_DIR/manifest.csv`` gets one
 row per image (path, width, height, content, flat, background, p_poor, p_medium, p_good, class,
 decision, reason; blank where a check was not reached), appended as each finishes, so an
-interrupted run resumes and a re-run skips every image the manifest holds (delete a row — or the
-manifest — to judge an image again, e.g. after changing thresholds). Work is spread over
+interrupted run resumes and a re-run skips every image the manifest holds (delete a row to judge an
+image again). ``OUT_DIR/curate.json`` records the settings: a re-run with other thresholds, class,
+model or crops is refused (use another OUT_DIR, or empty this one). Earlier curate outputs inside
+``IN_DIR`` (folders holding a curate manifest) are not judged again. Work is spread over
 ``jobs`` processes (default: all cores), each with its own copy of the classifier.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import shutil
@@ -205,6 +208,54 @@ def _task(args: tuple[Path, str, Path, CurateConfig]) -> dict[str, str]:
     return row
 
 
+_SETTINGS = "curate.json"  # the settings OUT_DIR's decisions were made with
+
+
+def _settings(config: CurateConfig) -> dict[str, Any]:
+    return {"min_size": config.min_size, "min_background": config.min_background, "min_class": config.min_class,
+            "model": str(Path(config.model).resolve()) if config.model else None, "crop_count": config.crop_count}
+
+
+def _check_settings(out_dir: Path, config: CurateConfig) -> None:
+    """Refuse to add decisions made with other settings to an OUT_DIR's manifest: the re-run would
+    skip every image already judged, and the folder would follow the earlier settings."""
+    path = out_dir / _SETTINGS
+    if not path.is_file() or not (out_dir / MANIFEST).is_file():
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+    now = _settings(config)
+    if not now["model"] and now["min_class"] == "poor":
+        now["model"] = before.get("model")  # no model used: any earlier one is no difference
+    changed = [f"{key} {before.get(key)!r} → {value!r}" for key, value in now.items() if before.get(key) != value]
+    if changed:
+        raise ValueError(f"{out_dir} was curated with other settings ({'; '.join(changed)}): use those, or another "
+                         f"OUT_DIR (or empty this one to judge every image again)")
+
+
+def _save_settings(out_dir: Path, config: CurateConfig) -> None:
+    from vidrestore.io._files import atomic_output
+
+    with atomic_output(out_dir / _SETTINGS) as temporary:
+        temporary.write_text(json.dumps(_settings(config), indent=2) + "\n")
+
+
+def _curate_outputs(in_dir: Path) -> list[Path]:
+    """Folders under ``in_dir`` holding a curate manifest."""
+    found = []
+    for manifest in in_dir.rglob(MANIFEST):
+        try:
+            with open(manifest, newline="") as handle:
+                header = handle.readline().strip()
+        except OSError:
+            continue
+        if header == ",".join(MANIFEST_FIELDS):
+            found.append(manifest.parent.resolve())
+    return found
+
+
 def _read_manifest(path: Path) -> dict[str, dict[str, str]]:
     """Rows already judged, by path. A crash can cut the last line: such a row is dropped (and
     judged again) and the manifest rewritten atomically with the complete rows."""
@@ -242,12 +293,18 @@ def curate(
         raise ValueError("OUT_DIR must differ from IN_DIR (inputs are never modified)")
     if config.uses_model:
         _quality_model(config)  # a missing or bad model fails here, before any work
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / MANIFEST
+    _check_settings(out_dir, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
     done = _read_manifest(manifest_path)
+    _save_settings(out_dir, config)
+    # Earlier curate outputs inside IN_DIR (not this one's) are copies of its images, not more of them.
+    earlier = [folder for folder in _curate_outputs(in_dir) if folder != out_dir]
+    for folder in earlier:
+        log.warning("%s: holds an earlier curate output (%s); its images are not judged again", folder, MANIFEST)
     tasks, videos = [], 0
     for path in list_media(in_dir):
-        if path.is_relative_to(out_dir):
+        if path.is_relative_to(out_dir) or any(path.is_relative_to(folder) for folder in earlier):
             continue
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             videos += 1

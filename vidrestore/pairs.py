@@ -124,7 +124,10 @@ def _degrade_image(task: PairTask, plan: Plan) -> str:
     out = apply_plan(rgb, plan)
     if gray:
         out = out.mean(axis=2, keepdims=True)
-    pixels = merge_alpha(from_float(out, color.dtype), alpha)
+    depth = np.uint16 if color.dtype == np.float32 else color.dtype  # a float TIFF: 16-bit PNG
+    if alpha is not None and alpha.dtype == np.float32:
+        alpha = from_float(alpha, np.uint16)
+    pixels = merge_alpha(from_float(out, depth), alpha)
     target = task.out_dir / "degraded" / f"{task.relative}__v{task.variant}.png"
     write_image(target, Image(pixels=pixels, icc_profile=image.icc_profile, exif=image.exif))
     return target.relative_to(task.out_dir).as_posix()
@@ -177,8 +180,8 @@ def run_task(task: PairTask) -> dict[str, Any]:
         _link_or_copy(task.source, clean)
         record["clean"] = clean.relative_to(task.out_dir).as_posix()
         record["plan"] = plan.to_dict()
-    except (VidrestoreError, OSError) as exc:
-        record["error"] = str(exc)
+    except (VidrestoreError, OSError, ValueError) as exc:  # this file fails, named; the others go on
+        record["error"] = str(exc) if str(task.source) in str(exc) else f"{task.source}: {exc}"
     return record
 
 

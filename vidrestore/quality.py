@@ -370,7 +370,11 @@ def label_folder(
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     if not 0 < scale_range[0] <= scale_range[1] <= 1.0:
         raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1, got {scale_range}")
-    sources = [p for p in list_media(clean_dir) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    # The output (and earlier ones, folders holding a labels.csv) inside clean_dir is not more photos.
+    outputs = [out_dir.resolve(), *(csv_file.parent.resolve() for csv_file in clean_dir.rglob(LABELS_CSV))] \
+        if clean_dir.is_dir() else []
+    sources = [p for p in list_media(clean_dir) if p.suffix.lower() in IMAGE_EXTENSIONS
+               and not any(p.is_relative_to(folder) for folder in outputs)]
     if not sources:
         raise ValueError(f"{clean_dir}: no images")
     root = clean_dir.resolve() if clean_dir.is_dir() else clean_dir.resolve().parent
@@ -540,8 +544,12 @@ def predict_paths(
     inputs: Iterable[str | Path], model: QualityModel, *, frames: int = 8
 ) -> Iterator[tuple[Path, QualityResult | str]]:
     """``(path, result)`` for every image and video under ``inputs`` (files or folders);
-    ``(path, error message)`` for one that cannot be read."""
-    for path in list_media([Path(p) for p in inputs]):
+    ``(path, error message)`` for one that cannot be read, or a named file of another type."""
+    inputs = [Path(p) for p in inputs]
+    for path in inputs:
+        if path.is_file() and path.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+            yield path, f"{path}: not an image or video vidrestore reads"
+    for path in list_media(inputs):
         try:
             yield path, model.predict_path(path, frames=frames)
         except VidrestoreError as exc:
@@ -617,7 +625,25 @@ class QualityTrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> QualityTrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        from vidrestore.train.config import read_json_object
+
+        return cls.from_dict(read_json_object(path))
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting out of its range (before a run starts)."""
+        minimum = {"batch_size": 1, "epochs": 0, "stop_after": 0, "patience": 1, "samples_per_epoch": 0,
+                   "crop_size": 16, "crop_count": 1, "warmup_steps": 0, "bn_batches": 0, "num_workers": 0, "threads": 0}
+        for name, low in minimum.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.lr_min_ratio <= 1:
+            raise ValueError(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not self.out_dir.strip():
+            raise ValueError("out_dir must name a folder (it was empty)")
 
 
 class _CropDataset(torch.utils.data.Dataset):
@@ -725,11 +751,20 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     from vidrestore.train.checkpoint import load_checkpoint, save_checkpoint
     from vidrestore.train.loop import StopRequest, TrainingError, lr_at, worker_init
 
+    config.check()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / "checkpoint.pt"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"{out_dir}: not a folder")
+    if not resume:
+        held = [name for name in ("checkpoint.pt", "quality.safetensors", "last.safetensors") if (out_dir / name).exists()]
+        if held:
+            raise TrainingError(f"{out_dir} already holds a quality run ({', '.join(held)}): continue it with --resume, "
+                                "or pick another --out")
+    elif not checkpoint_path.is_file():
+        raise TrainingError(f"{checkpoint_path}: nothing to resume")
 
     items = load_labels(config.train_data)
     if config.val_data:
@@ -753,16 +788,25 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     epoch, best, bad_epochs = 0, {"accuracy": -1.0, "loss": math.inf, "epoch": 0}, 0
     start_batch, running, seen = 0, 0.0, 0  # a mid-epoch checkpoint's place in its epoch
     if resume:
-        if not checkpoint_path.is_file():
-            raise TrainingError(f"{checkpoint_path}: nothing to resume")
-        state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        from vidrestore.train.config import changed_fields
+        from vidrestore.train.loop import _brief
+
+        try:
+            state = load_checkpoint(checkpoint_path)
+        except Exception as exc:  # torch.load: RuntimeError (truncated), EOFError (empty), UnpicklingError, ...
+            raise TrainingError(f"{checkpoint_path}: unreadable checkpoint ({_brief(exc)})") from exc
+        started_with = json.loads(state.get("config") or "{}")
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            changed = [k for k in changed_fields(started_with, config.to_dict()) if k != "out_dir"]
+            raise TrainingError(f"{checkpoint_path}: does not fit these settings ({_brief(exc)}); changed since it was "
+                                f"saved: {', '.join(changed) or 'nothing'}") from exc
         torch.set_rng_state(state["torch_rng"])
         epoch, bad_epochs = int(state["epoch"]), int(state["bad_epochs"])
         best = json.loads(state["best"])
         start_batch, running, seen = int(state.get("batch", 0)), float(state.get("running", 0.0)), int(state.get("seen", 0))
-        started_with = json.loads(state["config"])
         if start_batch and any(started_with.get(k) != getattr(config, k) for k in ("batch_size", "samples_per_epoch")):
             raise TrainingError(f"{checkpoint_path} stopped inside an epoch: resume it with the batch_size and "
                                 f"samples_per_epoch it started with ({started_with.get('batch_size')}, "
@@ -770,6 +814,9 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
         log.info("resumed from %s after epoch %d%s", checkpoint_path, epoch,
                  f" and {start_batch} of its {steps_per_epoch} batches" if start_batch else "")
     # Written once the checkpoint has loaded: a failed resume leaves the run as it was.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (out_dir / "metrics.jsonl").unlink(missing_ok=True)  # a run stopped before its first checkpoint
     with atomic_output(out_dir / "config.json") as temporary:
         temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     extra = {"crop_size": str(config.crop_size), "crop_count": str(config.crop_count)}
@@ -809,7 +856,9 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                                         warmup=config.warmup_steps, min_ratio=config.lr_min_ratio)
                 loss = loss_fn(model(crops), labels)
                 if not math.isfinite(loss.item()):
-                    raise TrainingError(f"non-finite loss in epoch {epoch + 1}; lower lr and resume from {checkpoint_path}")
+                    then = (f"resume from {checkpoint_path} (--resume)" if checkpoint_path.is_file()
+                            else "start again (no checkpoint had been written)")
+                    raise TrainingError(f"non-finite loss in epoch {epoch + 1}; lower lr and {then}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

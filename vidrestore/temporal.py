@@ -34,7 +34,10 @@ class TemporalConfig:
     warped neighbour's weight has fallen to ``exp(-1)``; ``flow_max_side``: optical flow is
     computed on frames shrunk to at most this many pixels on the long side (then scaled back);
     ``cut_threshold``: mean absolute difference of 64×36 thumbnails above which two consecutive
-    frames are taken as a scene cut; ``adaptive``: the tolerance also tightens to this many times
+    frames are taken as a scene cut; ``cut_correlation``: they are also a cut when their luma
+    thumbnails' best correlation over shifts of up to a tenth of the frame stays below this (a
+    cut between two dark or low-contrast shots, which differ by little in absolute terms; 0:
+    off); ``adaptive``: the tolerance also tightens to this many times
     a frame pair's median disagreement, not below 0.012 (0: the fixed ``tolerance`` alone; it keeps
     a faint object the flow missed from being averaged away, for a slightly less smooth result)."""
 
@@ -43,6 +46,7 @@ class TemporalConfig:
     tolerance: float = 0.035
     flow_max_side: int = 960
     cut_threshold: float = 0.15
+    cut_correlation: float = 0.3
     adaptive: float = 4.0
 
     def __post_init__(self) -> None:
@@ -109,9 +113,33 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
 
 
-def is_scene_cut(previous: np.ndarray, current: np.ndarray, *, threshold: float = 0.15) -> bool:
-    """Whether ``current`` starts a new shot after ``previous`` (float RGB frames)."""
-    return float(np.abs(_thumbnail(previous) - _thumbnail(current)).mean()) > threshold
+# Thumbnails with less contrast than this (standard deviation of luma, about 2.5 levels: a black
+# or flat frame, where only noise is left to correlate) are not compared by correlation.
+_CUT_MIN_CONTRAST = 0.01
+
+
+def is_scene_cut(previous: np.ndarray, current: np.ndarray, *, threshold: float = 0.15,
+                 correlation: float = 0.3) -> bool:
+    """Whether ``current`` starts a new shot after ``previous`` (float RGB frames): their 64×36
+    thumbnails differ by more than ``threshold`` on average, or — both having some contrast —
+    the best normalised correlation of their luma over shifts of up to 6 × 3 thumbnail pixels
+    (about a tenth of the frame, so a fast pan still matches) is below ``correlation``. Measured
+    on thumbnails: pans of up to 48 px per frame at 640×360 over real photos keep ≥ 0.91, a
+    rotation of 3° per frame 0.64; two different dark shots 0.14, two different textured ones
+    0.11."""
+    small_previous, small_current = _thumbnail(previous), _thumbnail(current)
+    if float(np.abs(small_previous - small_current).mean()) > threshold:
+        return True
+    if correlation <= 0:
+        return False
+    luma_previous, luma_current = small_previous @ _LUMA, small_current @ _LUMA
+    if min(float(luma_previous.std()), float(luma_current.std())) < _CUT_MIN_CONTRAST:
+        return False
+    template = np.ascontiguousarray(luma_current[3:-3, 6:-6])
+    if float(template.std()) < _CUT_MIN_CONTRAST:
+        return False
+    match = cv2.matchTemplate(np.ascontiguousarray(luma_previous), template, cv2.TM_CCOEFF_NORMED)
+    return float(np.nanmax(match)) < correlation
 
 
 # A neighbour's brightness is matched to the centre's when their thumbnails' luma ratio (the

@@ -136,13 +136,14 @@ def restore_frames(
         return Frame(index=slot.frame.index, pts=slot.frame.pts, time=slot.frame.time,
                      rgb=from_float(out, slot.frame.rgb.dtype))
 
+    cut_config = temporal or TemporalConfig()
     last_input: np.ndarray | None = None  # not window[-1]: with radius 0 the window empties between batches
     for batch in _batches(frames, batch_size):
         inputs = [to_float(f.rgb) for f in batch]
         restored = restorer(np.stack(inputs))
         for frame, current, image in zip(batch, inputs, restored):
-            cut = last_input is not None and is_scene_cut(last_input, current,
-                                                          threshold=(temporal or TemporalConfig()).cut_threshold)
+            cut = last_input is not None and is_scene_cut(last_input, current, threshold=cut_config.cut_threshold,
+                                                          correlation=cut_config.cut_correlation)
             last_input = current
             if cut:
                 report.scene_cuts.append(frame.index)

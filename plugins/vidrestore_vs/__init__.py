@@ -334,7 +334,8 @@ class _TemporalRestore:
         """Scene cut between frames ``m`` and ``m + 1``: their props say so, or their pictures differ."""
         if source(m + 1).props.get("_SceneChangePrev") or source(m).props.get("_SceneChangeNext"):
             return True
-        return is_scene_cut(images(m), images(m + 1), threshold=self.config.cut_threshold)
+        return is_scene_cut(images(m), images(m + 1), threshold=self.config.cut_threshold,
+                            correlation=self.config.cut_correlation)
 
     def __call__(self, n: int, f: vs.VideoFrame | list[vs.VideoFrame]) -> vs.VideoFrame:
         # ModifyFrame passes a bare frame, not a one-item list, when it is given one clip; and

@@ -60,7 +60,7 @@ class TrainConfig:
     lr_min_ratio: float = 0.05
     warmup_steps: int = 200
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # largest gradient norm of G and of D per step; 0 = no clipping
     k1: float = 1.0  # L1 weight
     l1_sample_eps: float = 0.0  # > 0: the L1 term is the batch mean of eps·log(1 + L1_i/eps) over samples (see losses.sample_balanced); 0 = plain mean (the spec)
     k2: float = 1e-4  # GAN weight
@@ -73,7 +73,7 @@ class TrainConfig:
     num_workers: int = 1
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    precision: str = "auto"  # auto | bf16 | fp32 (fp16 is refused: no loss scaling; auto picks fp32 on a GPU without bf16)
     channels_last: bool = True
     compile: bool = False  # torch.compile the generator's training forward (measure first: benchmarks/train_throughput.py --compile)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -102,6 +102,26 @@ class TrainConfig:
         if self.patch_size < smallest:
             raise ValueError(f"patch_size must be at least {smallest} "
                              f"(discriminator.layers={self.discriminator.layers}), got {self.patch_size}")
+        if not self.out_dir.strip():
+            raise ValueError("out_dir must name a folder (it was empty)")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+        if not 0 <= self.lr_min_ratio <= 1:
+            raise ValueError(f"lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if not self.l1_sample_eps >= 0:
+            raise ValueError(f"l1_sample_eps must be >= 0 (0: the plain mean), got {self.l1_sample_eps}")
+        for name in ("mild_fraction", "clean_fraction", "defocus_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("scale_range", "defocus_sigma"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must satisfy 0 < low <= high, got {low},{high}")
+        if not self.grad_clip >= 0:
+            raise ValueError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
         if not 0 <= self.ema_decay <= 1:
             raise ValueError(f"ema_decay must be in [0, 1], got {self.ema_decay}")
         if self.steps + self.g_pretrain_steps + self.d_pretrain_steps == 0:
@@ -113,7 +133,20 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(read_json_object(path))
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ValueError naming the file when it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a JSON text file") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of settings, got a {type(data).__name__}")
+    return data
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "teardown", "all_reduce_mean", "replicas_agree"]
+__all__ = ["DistInfo", "setup", "teardown", "all_reduce_mean", "any_rank", "replicas_agree"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,17 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= info.world_size
     return value
+
+
+def any_rank(flags: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Element-wise "on any process" of a boolean vector (itself for one process). Every rank must
+    call it at the same step: a stop or a non-finite loss seen by one rank is then acted on by
+    all of them together, so none is left waiting in a collective the others have left."""
+    if not info.enabled:
+        return flags
+    values = flags.to(torch.int32)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values.bool()
 
 
 def replicas_agree(model: torch.nn.Module, info: DistInfo) -> bool:

@@ -35,6 +35,7 @@ from vidrestore import losses
 from vidrestore.data import PairDataset
 from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.errors import VidrestoreError
+from vidrestore.io._files import atomic_output
 from vidrestore.metrics import psnr, ssim
 from vidrestore.nets.discriminator import PatchDiscriminator
 from vidrestore.nets.unet import UNet
@@ -87,7 +88,7 @@ def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """
     dataset = PairDataset(
         config.val_data,
-        patch_size=config.patch_size,
+        patch_size=min(config.patch_size, 64),  # validation needs no training patch: smaller sources shrink the crops
         length=config.val_samples * 20,
         seed=987_654,
         config=config.degrade,
@@ -96,7 +97,7 @@ def _validation_set(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     )
     # 128-px crops (patch_size if larger) score the same with any training patch_size; smaller
     # validation sources make them smaller rather than being refused.
-    dataset.patch_size = max(config.patch_size, min(128, dataset.min_side))
+    dataset.patch_size = min(max(config.patch_size, 128), dataset.min_side)
     if dataset.patch_size < 128:
         log.warning("validation crops are %d px, not 128: the smallest validation source is %d px",
                     dataset.patch_size, dataset.min_side)
@@ -173,9 +174,21 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         device = resolve_device(config.device)
     except ValueError as exc:
         raise TrainingError(f"device={config.device}: {exc}") from exc
-    dtype = resolve_precision(config.precision, device)
+    try:
+        dtype = resolve_precision(config.precision, device)
+    except ValueError as exc:
+        raise TrainingError(f"precision={config.precision}: {exc}") from exc
+    if dtype == torch.float16:
+        # fp16 needs loss scaling, which this loop does not do: the L1 term's gradient per pixel
+        # (1 / pixels in a batch, about 1e-6) is below fp16's smallest normal number.
+        if config.precision not in (None, "auto"):
+            raise TrainingError("precision=fp16: training in fp16 would lose its gradients (no loss scaling); "
+                                "use bf16 where the GPU has it, else fp32 (inference may still use fp16)")
+        dtype = torch.float32  # auto on a GPU without bf16
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"{out_dir}: not a folder")
     if resume and not checkpoint_path.is_file():
         raise TrainingError(f"{checkpoint_path}: nothing to resume")
     if not resume and checkpoint_path.exists():
@@ -189,7 +202,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             raise TrainingError(f"{out_dir} holds {', '.join(stale)} from an earlier run but no checkpoint to resume: "
                                 "move them away, or pick another --out")
     # stop_after ends this invocation only: saved, it would stop every later resume one step on.
-    saved_config = dataclasses.replace(config, stop_after=0)
+    # The data paths are saved absolute, so a plain --resume works from any folder.
+    saved_config = dataclasses.replace(config, stop_after=0, train_data=_absolute(config.train_data),
+                                       val_data=_absolute(config.val_data))
     dist_info = distributed.setup(device)
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
@@ -222,8 +237,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         except Exception as exc:  # torch.load: RuntimeError (truncated), EOFError (empty), UnpicklingError, ...
             raise TrainingError(f"{checkpoint_path}: unreadable checkpoint ({_brief(exc)})") from exc
         # A moved run folder or a stop_after is no change to the run.
-        changed = [name for name in changed_fields(json.loads(state.get("config") or "{}"), config.to_dict())
-                   if name not in ("out_dir", "stop_after")]
+        before = json.loads(state.get("config") or "{}")
+        for name in ("train_data", "val_data"):  # saved relative by earlier versions
+            if isinstance(before.get(name), str):
+                before[name] = _absolute(before[name])
+        changed = [name for name in changed_fields(before, saved_config.to_dict()) if name not in ("out_dir", "stop_after")]
         try:
             generator.load_state_dict(state["generator"])
             discriminator.load_state_dict(state["discriminator"])
@@ -260,6 +278,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             (out_dir / "metrics.jsonl").unlink(missing_ok=True)
             for events in (out_dir / "tb").glob("events.out.tfevents.*"):
                 events.unlink()
+        else:
+            _trim_metrics(out_dir / "metrics.jsonl", step)
     writer = _summary_writer(out_dir / "tb") if main else None
     if main and step == 0:
         base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
@@ -345,17 +365,35 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
             if config.stop_after and config.stop_after <= step < total:
                 stop.request("stop_after")
+            # Steps at which the losses are checked (and, with several processes, a stop is agreed):
+            # the same on every rank. One process acts on a stop at once; under torchrun the ranks
+            # agree on it (and on a non-finite loss) at these steps only, because a rank that left
+            # the loop a step before another would leave it waiting in DDP's next all-reduce.
+            scheduled = (step % config.log_every == 0 or step % config.val_every == 0 or step == total
+                         or step == config.g_pretrain_steps or step % config.checkpoint_every == 0
+                         or step == config.stop_after)
+            if dist_info.enabled:
+                stopping, nonfinite = False, False
+                if scheduled:
+                    local = torch.tensor([stop.by == "signal", stop.by == "stop_after"], device=device)
+                    verdict = distributed.any_rank(torch.cat([local, (~all_finite).reshape(1)]), dist_info).tolist()
+                    if not stop.now and (verdict[0] or verdict[1]):  # another rank's: the same cause here
+                        stop.request("signal" if verdict[0] else "stop_after")
+                    stopping, nonfinite = stop.now, verdict[2]
+            else:
+                stopping = stop.now
+                nonfinite = (scheduled or stopping) and not bool(all_finite)
             # A stop inside the joint phase (SIGINT, a deadline, ``stop_after``) validates first, so
             # a run cut short there still leaves a ``best`` from the phase the shipped model comes from.
             validate = (step % config.val_every == 0 or step == total or step == config.g_pretrain_steps
-                        or (stop.now and adversarial))
-            save = step % config.checkpoint_every == 0 or stop.now
-            if step % config.log_every == 0 or validate or save:
-                if not bool(all_finite):  # every process checks its own losses: any one stops, none saves
+                        or (stopping and adversarial))
+            save = step % config.checkpoint_every == 0 or stopping
+            if scheduled or stopping:
+                if nonfinite:  # on any process: every one stops, none saves
                     raise TrainingError(
                         f"non-finite loss between steps {checked_at + 1} and {step} (last: "
                         f"{ {k: float(v) for k, v in last.items()} }); lower lr_g/lr_d or use precision=fp32, "
-                        f"then resume from {checkpoint_path}"
+                        f"then {_after_nonfinite(checkpoint_path)}"
                     )
                 checked_at = step
             if main and step % config.log_every == 0:
@@ -395,9 +433,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 writer.add_images("val/degraded_restored_clean", torch.cat([val_degraded[:4], preview, val_clean[:4]]), step)
             if save:
                 _save()
-            if stop.now:
+            if stopping:
                 break
         else:
+            # Every step was checked at ``step == total``; a loader that failed after a stop request
+            # ends the loop early, with steps since the last check unchecked.
+            if not bool(all_finite):
+                raise TrainingError(f"non-finite loss between steps {checked_at + 1} and {step}; lower lr_g/lr_d "
+                                    f"or use precision=fp32, then {_after_nonfinite(checkpoint_path)}")
             _save()
         if stop.now:
             log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
@@ -415,6 +458,20 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop.now,
             "stopped_by": stop.by,
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).absolute()) if path else path
+
+
+def _after_nonfinite(checkpoint_path: Path) -> str:
+    """What to do after a non-finite loss: resume from the last checkpoint or, before the first
+    one, start over (naming the weights a new run would refuse to mix with)."""
+    if checkpoint_path.is_file():
+        return f"resume from {checkpoint_path} (--resume: the last checkpoint, before the bad steps)"
+    left = [name for name in _RUN_WEIGHTS if (checkpoint_path.parent / name).exists()]
+    return (f"start again: no checkpoint had been written" +
+            (f" (remove {', '.join(left)} from {checkpoint_path.parent} first, or pick another --out)" if left else ""))
 
 
 def _batches(loader: DataLoader, stop: StopRequest) -> Iterator[Any]:
@@ -486,10 +543,11 @@ def l1_step(g_model: torch.nn.Module, generator: torch.nn.Module, optimizer: tor
 
 
 def _optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, module: torch.nn.Module, grad_clip: float) -> None:
-    """Backward, clip ``module``'s gradient norm to ``grad_clip``, step ``optimizer``."""
+    """Backward, clip ``module``'s gradient norm to ``grad_clip`` (0: no clipping), step ``optimizer``."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
     optimizer.step()
 
 
@@ -535,6 +593,25 @@ def worker_init(worker_id: int) -> None:  # noqa: ARG001
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop the records of steps after ``step`` (the checkpoint resumed from): a run killed after
+    a validation but before the next checkpoint would otherwise list those steps twice."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line).get("step", 0) > step:
+                continue
+        except (json.JSONDecodeError, AttributeError):
+            continue  # a line cut by the kill
+        kept.append(line)
+    if kept != lines:
+        with atomic_output(path) as temporary:
+            temporary.write_text("".join(kept))
 
 
 def _append_metrics(out_dir: Path, record: dict[str, Any]) -> None:
