@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_correction_floor_option, ROOT, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores, timed  # noqa: E402
-from vidrestore.bench.methods import bm3d_denoise, nlm, to_u8  # noqa: E402
+from vidrestore.bench.methods import bm3d_denoise, nlm, pooled, to_u8  # noqa: E402
 from vidrestore.bench.testset import image_set  # noqa: E402
 from vidrestore.degrade import DegradeConfig  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
@@ -65,12 +64,10 @@ def main() -> None:
     outputs: dict[str, list[np.ndarray]] = {}
     for name, fn in methods.items():
         if name == "OpenCV NLM":
-            # OpenCV's NLM runs on one core (CPU time / wall time 1.00 even with 2 threads set):
-            # crops go to a pool as wide as torch's threads, so it gets the cores the others use.
-            with ThreadPoolExecutor(torch.get_num_threads()) as pool:
-                started = time.perf_counter()
-                outs = list(pool.map(fn, degraded))
-                total = time.perf_counter() - started
+            # OpenCV's NLM runs on one core: crops side by side get it the cores the others use.
+            started = time.perf_counter()
+            outs = pooled(fn, degraded)
+            total = time.perf_counter() - started
         else:
             outs, total = [], 0.0
             for image in degraded:

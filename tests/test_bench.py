@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,3 +163,15 @@ def test_missing_package_gives_a_not_installed_row(monkeypatch):
             INPUT: {"status": "ok", "psnr": 30.0, "ssim": 0.8, "mp_per_s": None}}
     lines = markdown_table(rows, IMAGE_COLUMNS)
     assert "| BM3D | not installed (bm3d) |  |  |" in lines and "| degraded input | 30.00 | 0.8000 |  |" in lines
+
+
+def test_pooled_nlm_gives_the_sequential_results_in_order():
+    """NLM is timed with frames side by side on torch's threads (it runs on one core): the
+    outputs must be those of the plain loop, in input order."""
+    from vidrestore.bench.methods import nlm, pooled
+
+    rng = np.random.default_rng(0)
+    frames = [np.clip(0.5 + 0.1 * rng.standard_normal((40, 56, 3)), 0, 1).astype(np.float32) for _ in range(5)]
+    sequential = [nlm(frame) for frame in frames]
+    together = pooled(nlm, frames)
+    assert len(together) == 5 and all(np.array_equal(a, b) for a, b in zip(together, sequential))
