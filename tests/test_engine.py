@@ -262,10 +262,12 @@ def test_torch_float_frames_keep_dtype_and_device(restorer: Restorer) -> None:
     torch.testing.assert_close(single, result[0], rtol=0, atol=0)
 
 
-def test_torch_uint8_frames_match_numpy(restorer: Restorer) -> None:
-    pixels = random_frames((2, 37, 45, 4), np.uint8, seed=10)
+@pytest.mark.parametrize("dtype, torch_dtype", [(np.uint8, torch.uint8), (np.uint16, torch.uint16)])
+def test_torch_integer_frames_match_numpy(restorer: Restorer, dtype, torch_dtype) -> None:
+    """uint16 tensors (16-bit video decoded to torch) were refused though numpy uint16 was taken."""
+    pixels = random_frames((2, 37, 45, 4), dtype, seed=10)
     result = restorer(torch.from_numpy(pixels).permute(0, 3, 1, 2))
-    assert result.dtype == torch.uint8 and result.shape == (2, 4, 37, 45)
+    assert result.dtype == torch_dtype and result.shape == (2, 4, 37, 45)
     np.testing.assert_array_equal(result.permute(0, 2, 3, 1).numpy(), restorer(pixels))
 
 
@@ -407,7 +409,7 @@ def test_concurrent_calls_match_sequential_calls(model: UNet) -> None:
         (np.zeros((8, 8), np.uint8), ValueError, r"\(N, H, W, C\)"),
         (np.zeros((1, 8, 8, 5), np.uint8), ValueError, "C in"),
         (np.zeros((0, 8, 8, 3), np.uint8), ValueError, "empty"),
-        (torch.zeros(1, 3, 8, 8, dtype=torch.int64), TypeError, "float dtype or uint8"),
+        (torch.zeros(1, 3, 8, 8, dtype=torch.int64), TypeError, "float dtype, uint8 or uint16"),
         (torch.zeros(1, 5, 8, 8), ValueError, r"\(N, C, H, W\)"),
         (torch.zeros(2, 1, 3, 8, 8), ValueError, r"\(N, C, H, W\)"),
         ([[0.0]], TypeError, "numpy array or a torch tensor"),

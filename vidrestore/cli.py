@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir")
     p.add_argument("--package", action="append", help="Debian package (repeatable); default: the two wallpaper packages, gcompris-qt-data, python3-skimage")
     p.add_argument("--deb", action="append", help="use this downloaded .deb instead of apt-get download (repeatable)")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of pictures for validation (default 0.2)")
     p.set_defaults(func=_cmd_corpus)
 
     p = sub.add_parser(

@@ -511,7 +511,7 @@ class Restorer:
 
         * numpy ``(N, H, W, C)`` or ``(H, W, C)``, dtype ``uint8``, ``uint16``, ``float16``,
           ``float32`` or ``float64`` (floats nominally in [0, 1]);
-        * torch ``(N, C, H, W)`` or ``(C, H, W)``, any float dtype or ``uint8``.
+        * torch ``(N, C, H, W)`` or ``(C, H, W)``, any float dtype, ``uint8`` or ``uint16``.
 
         ``C`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA), as :mod:`vidrestore.io`
         stores pixels. Gray is replicated to RGB for the model and the result is the BT.601 luma
@@ -549,8 +549,8 @@ class Restorer:
         return output[0] if frames.ndim == 3 else output
 
     def _restore_torch(self, frames: torch.Tensor) -> torch.Tensor:
-        if not (frames.is_floating_point() or frames.dtype == torch.uint8):
-            raise TypeError(f"torch frames must be a float dtype or uint8, got {frames.dtype}")
+        if not (frames.is_floating_point() or frames.dtype in _INTEGER_MAXIMUM):
+            raise TypeError(f"torch frames must be a float dtype, uint8 or uint16, got {frames.dtype}")
         if frames.ndim not in (3, 4) or frames.shape[-3] not in _CHANNELS:
             raise ValueError(
                 f"torch frames must be (N, C, H, W) or (C, H, W) with C in {_CHANNELS}, got shape {tuple(frames.shape)}"
