@@ -101,6 +101,8 @@ def test_an_edited_source_is_degraded_again_and_its_clean_copy_replaced(tmp_path
     (source / "sub0" / "p0.png").write_bytes((tmp_path / "again.png").read_bytes())
     assert (source / "sub0" / "p0.png").stat().st_ino == inode
     assert write_pairs(source, out, seed=1, jobs=1, progress=False)["done"] == 1
+    keys = [json.loads(line)["key"] for line in open(out / "manifest.jsonl") if "error" not in line]
+    assert len(keys) == len(set(keys)) == 4  # the redone pair is listed once (its old record went)
     assert write_pairs(source, out, seed=1, jobs=1, progress=False) == {"done": 0, "skipped": 4, "failed": 1}
 
 

@@ -222,6 +222,10 @@ def test_labeller_writes_classes_with_severities_and_resumes(tmp_path):
     again = label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=64, seed=3, jobs=1, progress=False)
     assert again == {"photos": 2, "samples": 0, "skipped": 2, "too_small": 0, "failed": 0}
     assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")} == before
+    # Other settings into the same folder would mix two sets (and leave crops no longer listed).
+    with pytest.raises(ValueError, match="labelled with other settings .*crop_size 64 → 96"):
+        label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=96, seed=3, jobs=1, progress=False)
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")} == before
 
 
 def test_labeller_keeps_photos_with_the_same_stem_apart(tmp_path):

@@ -256,12 +256,14 @@ def write_pairs(
                          "another folder, or delete it to start over")
     for stale in out_dir.rglob(".*.partial*"):  # temp files of a killed run (one run per folder)
         stale.unlink(missing_ok=True)
-    # Rewritten with just the good records, so that appends after a cut last line stay clean.
-    tmp = manifest_path.with_name("." + manifest_path.name + ".partial")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
-    os.replace(tmp, manifest_path)
     pending = [t for t in tasks if t.key not in done or not (out_dir / done[t.key]["degraded"]).is_file()
                or _edited(t.source, done[t.key])]
+    # Rewritten with just the good records of what is not redone, so that appends after a cut last
+    # line stay clean and a redone pair (a source edited since) is listed once.
+    redo = {t.key for t in pending}
+    tmp = manifest_path.with_name("." + manifest_path.name + ".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for key, r in done.items() if key not in redo))
+    os.replace(tmp, manifest_path)
     counts = {"done": 0, "skipped": len(tasks) - len(pending), "failed": 0}
     jobs = jobs or os.cpu_count() or 1
     with open(manifest_path, "a") as manifest, tqdm(total=len(tasks), initial=counts["skipped"],

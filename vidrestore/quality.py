@@ -378,8 +378,21 @@ def label_folder(
     if not sources:
         raise ValueError(f"{clean_dir}: no images")
     root = clean_dir.resolve() if clean_dir.is_dir() else clean_dir.resolve().parent
-    out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / LABELS_CSV
+    settings = {"crops_per_image": crops_per_image, "crop_size": crop_size, "scale_range": list(scale_range), "seed": seed}
+    settings_path = out_dir / "label.json"
+    if csv_path.is_file() and settings_path.is_file():
+        before = json.loads(settings_path.read_text())
+        changed = [f"{key} {before.get(key)!r} → {value!r}" for key, value in settings.items() if before.get(key) != value]
+        if changed:
+            # The set would mix crops of both settings (old ones of photos now skipped stay on disk).
+            raise ValueError(f"{out_dir} was labelled with other settings ({'; '.join(changed)}): use those, or "
+                             "another OUT_DIR (or empty this one)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from vidrestore.io._files import atomic_output
+
+    with atomic_output(settings_path) as temporary:
+        temporary.write_text(json.dumps(settings, indent=2) + "\n")
     existing: dict[str, list[dict[str, str]]] = {}
     if csv_path.is_file():
         with open(csv_path, newline="") as handle:
