@@ -26,11 +26,11 @@ import time
 
 import torch
 
-from vidrestore.device import resolve_device, resolve_precision
+from vidrestore.device import resolve_device
 from vidrestore.nets.unet import UNet
 from vidrestore.train.config import TrainConfig, apply_overrides
 from vidrestore.train.ema import EMA
-from vidrestore.train.loop import l1_step, train_loader
+from vidrestore.train.loop import l1_step, train_loader, training_precision
 
 from common import ROOT
 
@@ -92,7 +92,7 @@ def main() -> None:
     defaults = [f"train_data={ROOT / 'data/curated/train'}"] if (ROOT / "data/curated/train").is_dir() else []
     config = apply_overrides(TrainConfig(), defaults + args.set)
     device = resolve_device(config.device)
-    dtype = resolve_precision(config.precision, device)
+    dtype = training_precision(config.precision, device)  # what vidrestore train uses
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "

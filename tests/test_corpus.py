@@ -162,6 +162,11 @@ def test_a_deb_without_pictures_is_an_error(tmp_path: Path, capsys) -> None:
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True)
     assert main(["corpus", str(tmp_path / "corpus"), "--deb", str(deb)]) == 2
     assert "no images in" in capsys.readouterr().err
+    # Into a folder holding a corpus: the failure leaves that corpus as it was.
+    build_corpus(tmp_path / "full", debs=[make_deb(tmp_path / "other")], val_fraction=0.0)
+    before = sorted(p.relative_to(tmp_path / "full").as_posix() for p in (tmp_path / "full").rglob("*") if p.is_file())
+    assert main(["corpus", str(tmp_path / "full"), "--deb", str(deb)]) == 2
+    assert sorted(p.relative_to(tmp_path / "full").as_posix() for p in (tmp_path / "full").rglob("*") if p.is_file()) == before
 
 
 @needs_dpkg

@@ -163,3 +163,12 @@ def test_a_rerun_with_other_settings_is_refused_and_earlier_outputs_inside_are_n
                     progress=False)
     assert second["kept"] == inside["kept"] == first["kept"]
     assert not (mixed / "kept2" / "kept").exists()
+
+
+def test_an_input_folder_that_is_itself_a_curate_output_is_curated_again(mixed, tmp_path):
+    first = tmp_path / "first"
+    kept = curate(mixed, first, CurateConfig(min_class="poor", min_size=200, min_background=0.0), jobs=1,
+                  progress=False)["kept"]
+    again = curate(first, tmp_path / "second", CurateConfig(min_class="poor", min_size=200, min_background=0.0),
+                   jobs=1, progress=False)
+    assert again["kept"] == kept > 0

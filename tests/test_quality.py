@@ -528,7 +528,7 @@ def test_quality_cli_option_and_path_errors_are_one_line(labelled, trained, tmp_
     config = tmp_path / "list.json"
     config.write_text("[1, 2]")
     for argv, message in (
-        (["quality", "label", str(photos), str(config)], "File exists"),
+        (["quality", "label", str(photos), str(config)], "list.json is a file, not a folder"),
         (["quality", "train", "--config", str(config)], "expected a JSON object of settings, got a list"),
         (["train", "--config", str(config)], "expected a JSON object of settings, got a list"),
         (["train", "--out", str(photos / "a.png"), "--train-data", str(labelled), "--val-data", str(labelled)],
@@ -556,3 +556,13 @@ def test_labeller_does_not_read_its_own_output_inside_the_photos(tmp_path):
     second = label_folder(photos, photos / "labels2", crops_per_image=1, crop_size=64, jobs=1, progress=False)
     again = label_folder(photos, photos / "labels", crops_per_image=1, crop_size=64, jobs=1, progress=False)
     assert first["photos"] == second["photos"] == again["photos"] == 2
+
+
+def test_labeller_output_folder_above_the_photos_hides_nothing(tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    for index in range(2):
+        write_image(photos / f"p{index}.png", Image(pixels=photo_like(index, 160, 160)))
+    (photos / "labels.csv").write_text("my own notes, not a labelled set\n")  # not ours: no header of ours
+    monkeypatch.chdir(tmp_path)
+    counts = label_folder("photos", ".", crops_per_image=1, crop_size=64, jobs=1, progress=False)
+    assert counts["photos"] == 2 and counts["samples"] == 6

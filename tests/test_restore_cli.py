@@ -234,3 +234,25 @@ def test_folder_videos_in_unwritable_containers_come_out_as_mkv(model_path, tmp_
     assert probe(tmp_path / "out" / "c.mkv").frame_count == 3 and "restored as c.mkv" in result.stderr
     two = run(str(tmp_path / "in"), "-o", str(tmp_path / "two.png"), "--model", str(model_path))
     assert two.returncode == 2 and "2 inputs need an output folder" in two.stderr
+
+
+def test_a_killed_writes_leftovers_are_removed_and_a_file_in_the_way_is_named(model_path, tmp_path):
+    """A kill mid-write left ``.NAME.TOKEN.partial.png`` beside the output, which no rerun removed;
+    an output under a file gave "File exists" / "[Errno 17]"."""
+    src = tmp_path / "in"
+    write_image(src / "a.png", Image(pixels=textured_image(1, 40, 56)))
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / ".a.0123abcd.partial.png"
+    leftover.write_bytes(b"half a picture")
+    unrelated = out / ".b.partial.png"  # another output's: left alone
+    unrelated.write_bytes(b"x")
+    assert run(str(src), "-o", str(out), "--model", str(model_path)).returncode == 0
+    assert not leftover.exists() and unrelated.exists() and (out / "a.png").is_file()
+    (tmp_path / "afile").write_text("in the way")
+    result = run(str(src / "a.png"), "-o", str(tmp_path / "afile" / "out.png"), "--model", str(model_path))
+    assert result.returncode == 1 and "afile is a file, not a folder" in result.stderr, result.stderr
+    degrade = subprocess.run([sys.executable, "-m", "vidrestore.cli", "degrade", str(src), str(tmp_path / "afile" / "x")],
+                             capture_output=True, text=True, timeout=300)
+    assert degrade.returncode == 2 and "afile is a file, not a folder" in degrade.stderr, degrade.stderr
+    assert len(degrade.stderr.strip().splitlines()) == 1

@@ -479,17 +479,18 @@ def test_ddp_a_stop_seen_by_one_rank_stops_both_at_the_same_step(image_folder, t
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vidrestore.cli",
            "train", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"), "--out", str(out),
            "--steps", "100000",
-           *[a for item in TINY + ["d_pretrain_steps=1", "val_every=1", "checkpoint_every=1"] for a in ("--set", item)]]
+           *[a for item in TINY + ["d_pretrain_steps=1", "log_every=7", "val_every=100000", "checkpoint_every=100000"]
+             for a in ("--set", item)]]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                start_new_session=True)
     try:
         import time
 
         deadline = time.monotonic() + 240
-        while not (out / "checkpoint.pt").exists():
+        while not (out / "metrics.jsonl").exists():  # rank 0 has validated the input: training starts
             assert process.poll() is None and time.monotonic() < deadline, "training did not start"
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(2.0)
         ranks = {}
         for pid in _children(process.pid):
             environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
@@ -505,6 +506,7 @@ def test_ddp_a_stop_seen_by_one_rank_stops_both_at_the_same_step(image_folder, t
     summary = summaries[0]
     assert summary["replicas_agree"] and summary["interrupted"] and summary["stopped_by"] == "signal"
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == summary["step"] < 100000
+    assert summary["step"] % 7 == 0  # agreed at a check step (every log_every), not where the signal came
 
 
 def test_grad_clip_0_is_no_clipping_and_a_negative_one_is_refused(image_folder, tmp_path):
@@ -611,3 +613,51 @@ def test_validation_sources_smaller_than_the_training_patch_are_used(tmp_path, c
                          "d_pretrain_steps=0", "discriminator.layers=3")
     degraded, clean = loop._validation_set(config)
     assert clean.shape[-1] == 106
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_the_same_command(image_folder, tmp_path,
+                                                                                        monkeypatch):
+    """Killed (or out of disk) after pretrain/best were written but before any checkpoint, the
+    same command was refused ("holds best.safetensors ... move them away") and --resume had
+    nothing to resume: no command continued the run."""
+    common = ("steps=2", "d_pretrain_steps=1", "g_pretrain_steps=1", "val_every=1", "checkpoint_every=100")
+    real_save = loop.save_checkpoint
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill before the first checkpoint (nothing of it written)
+
+    monkeypatch.setattr(loop, "save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(image_folder, tmp_path, *common))
+    assert (tmp_path / "pretrain.safetensors").is_file() and not (tmp_path / "checkpoint.pt").exists()
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    with pytest.raises(TrainingError, match="no checkpoint to resume"):  # other settings: still refused
+        train(tiny_config(image_folder, tmp_path, *common, "seed=5"))
+    summary = train(tiny_config(image_folder, tmp_path, *common))
+    assert summary["step"] == 4 and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(image_folder, tmp_path, monkeypatch):
+    import errno
+
+    train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=1", "stop_after=1"))
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    # A kill mid-save left a temporary checkpoint: the next start removes it.
+    (tmp_path / ".checkpoint.0123abcd.partial.pt").write_bytes(b"half a checkpoint")
+
+    def full(path, state):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(loop, "save_checkpoint", full)
+    with pytest.raises(TrainingError, match=r"could not save step 2 .*No space left on device.*previous checkpoint is intact"):
+        train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=1"), resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert not (tmp_path / ".checkpoint.0123abcd.partial.pt").exists()
+
+
+def test_a_damaged_checkpoint_is_named_without_torchs_unsafe_advice(image_folder, tmp_path):
+    train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=1", "stop_after=1"))
+    (tmp_path / "checkpoint.pt").write_text("garbage")
+    with pytest.raises(TrainingError, match="unreadable checkpoint") as failure:
+        train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=1"), resume=True)
+    assert "weights_only" not in str(failure.value) and "damaged, or not a vidrestore checkpoint" in str(failure.value)

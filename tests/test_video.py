@@ -142,7 +142,8 @@ def test_interrupted_run_leaves_no_half_file_and_resumes_where_it_stopped(restor
         restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=7), codec="ffv1", segment_frames=10,
                       progress=False)
     work = tmp_path / ".out.mkv.parts"
-    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["000000000.mkv", "000000010.mkv", "job.json"]
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["000000000.mkv", "000000010.mkv", "job.json",
+                                                                          "lengths.json"]
     resumed = CrashingRestorer(restorer, crash_on=0)
     report = restore_video(SAMPLE, out, resumed, codec="ffv1", segment_frames=10, progress=False)
     # Restores frames 18-47 (from 20 - radius 2) in 8 calls instead of 12; reports the 28 new ones.
@@ -151,6 +152,32 @@ def test_interrupted_run_leaves_no_half_file_and_resumes_where_it_stopped(restor
     got, want = read_all(out), read_all(reference)
     assert [f.pts for f in got] == [f.pts for f in want]
     assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, want))  # bitwise an uninterrupted run
+
+
+def test_a_short_segment_from_a_source_cut_while_read_is_restored_again(restorer, tmp_path, monkeypatch):
+    """A source cut short while being read (then put back as it was) left a 3-frame segment kept
+    as a finished 10-frame one: the resume skipped 7 frames and said nothing."""
+    import vidrestore.video as video
+
+    out, reference = tmp_path / "out.mkv", tmp_path / "reference.mkv"
+    restore_video(SAMPLE, reference, restorer, codec="ffv1", progress=False)
+    real_iter = VideoReader.__iter__
+
+    def cut_short(self):
+        return (frame for frame in real_iter(self) if frame.index < 23)
+
+    def failing_join(*args, **kwargs):
+        raise MediaError(SAMPLE, "the source went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VideoReader, "__iter__", cut_short)
+        patch.setattr(video, "join_videos", failing_join)
+        with pytest.raises(MediaError, match="went away"):
+            restore_video(SAMPLE, out, restorer, codec="ffv1", segment_frames=10, progress=False)
+    report = restore_video(SAMPLE, out, restorer, codec="ffv1", segment_frames=10, progress=False)
+    assert report.frames == 28  # frames 20-47: the short segment 20-22 is done again
+    got, want = read_all(out), read_all(reference)
+    assert len(got) == 48 and all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, want))
 
 
 def test_another_job_or_model_does_not_reuse_partial_results(restorer, tiny_model, tmp_path):
@@ -426,3 +453,16 @@ def test_fast_pans_fades_and_flat_frames_are_not_cuts(speed):
     fade = [pan[0] * np.float32(alpha) for alpha in (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0, 0.0)]
     fade = _noisy(fade, 2 / 255)
     assert not any(is_scene_cut(a, b) for a, b in zip(fade, fade[1:]))
+
+
+def test_noise_on_small_flat_frames_is_no_cut():
+    """Noise alone lifted a small frame's thumbnail over the contrast floor, and noise does not
+    correlate: every pair of a noisy 320×180 grey clip was a cut (fusion off)."""
+    from vidrestore.temporal import is_scene_cut
+
+    rng = np.random.default_rng(0)
+    for height, width in ((180, 320), (144, 176)):
+        frames = [np.clip(0.5 + rng.normal(0, 0.08, (height, width, 3)), 0, 1) for _ in range(6)]  # float64 too
+        assert not any(is_scene_cut(a, b) for a, b in zip(frames, frames[1:])), (height, width)
+    with pytest.raises(ValueError, match="cut_correlation"):
+        TemporalConfig(cut_correlation=1.5)

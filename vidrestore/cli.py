@@ -402,9 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     except (VidrestoreError, ValueError, FileNotFoundError) as exc:
         print(f"vidrestore {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        # An output path that cannot be made (a file where a folder goes, no permission).
-        print(f"vidrestore {args.command}: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:
+        # An output that cannot be made or written: a file where a folder goes, no permission, a
+        # full disk. What was written before is intact (every write is atomic).
+        name = exc.filename2 or exc.filename  # a rename's target, not its temporary source
+        where = f"{name}: " if name and str(name) not in (exc.strerror or "") else ""
+        print(f"vidrestore {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -210,6 +210,8 @@ def build_corpus(
                     sha256=digest,
                 )
             )
+    if not entries:  # before the sweep: an earlier corpus in out_dir stays as it was
+        raise ValueError(f"no images in {', '.join(str(d) for d in debs)}")
     for stale in previous - {e.file for e in entries}:
         (out_dir / stale).unlink(missing_ok=True)
     used = sorted({f"{package}={version}" for _, package, version in fields})  # what was unpacked, not what was asked
@@ -218,8 +220,6 @@ def build_corpus(
         temporary.write_text(json.dumps(manifest, indent=1) + "\n")
     train, val = sum(e.split == "train" for e in entries), sum(e.split == "val" for e in entries)
     log.info("corpus: %d train, %d val images in %s", train, val, out_dir)
-    if not entries:
-        raise ValueError(f"no images in {', '.join(str(d) for d in debs)}")
     if not train or (not val and val_fraction > 0):
         log.warning("corpus: %d train and %d val images (val_fraction %g splits whole pictures, not files): "
                     "one split is empty", train, val, val_fraction)

@@ -69,6 +69,7 @@ from tqdm import tqdm
 
 from vidrestore.data import IMAGE_EXTENSIONS, list_media
 from vidrestore.errors import VidrestoreError
+from vidrestore.io._files import make_folder
 from vidrestore.nets.quality import CLASSES
 
 __all__ = ["BackgroundStats", "CurateConfig", "MANIFEST_FIELDS", "background_stats", "curate", "judge_image"]
@@ -220,11 +221,14 @@ def _check_settings(out_dir: Path, config: CurateConfig) -> None:
     """Refuse to add decisions made with other settings to an OUT_DIR's manifest: the re-run would
     skip every image already judged, and the folder would follow the earlier settings."""
     path = out_dir / _SETTINGS
-    if not path.is_file() or not (out_dir / MANIFEST).is_file():
+    if not (out_dir / MANIFEST).is_file():
         return
     try:
         before = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        # Made by an older vidrestore (or the settings file was damaged): nothing to compare.
+        log.warning("%s: its settings were not recorded; the decisions in %s are kept as they are (empty the "
+                    "folder to judge every image with these settings)", out_dir, MANIFEST)
         return
     now = _settings(config)
     if not now["model"] and now["min_class"] == "poor":
@@ -295,11 +299,11 @@ def curate(
         _quality_model(config)  # a missing or bad model fails here, before any work
     manifest_path = out_dir / MANIFEST
     _check_settings(out_dir, config)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     done = _read_manifest(manifest_path)
     _save_settings(out_dir, config)
     # Earlier curate outputs inside IN_DIR (not this one's) are copies of its images, not more of them.
-    earlier = [folder for folder in _curate_outputs(in_dir) if folder != out_dir]
+    earlier = [folder for folder in _curate_outputs(in_dir) if folder not in (out_dir, in_dir)]  # IN_DIR may be one
     for folder in earlier:
         log.warning("%s: holds an earlier curate output (%s); its images are not judged again", folder, MANIFEST)
     tasks, videos = [], 0

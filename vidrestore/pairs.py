@@ -41,6 +41,7 @@ from vidrestore.degrade import DegradeConfig, Plan, apply_op, apply_plan, sample
 from vidrestore.degrade.sample import H264, TemporalNoise
 from vidrestore.degrade.video_ops import noise_sigmas
 from vidrestore.errors import VidrestoreError
+from vidrestore.io._files import make_folder
 
 __all__ = ["PairTask", "plan_tasks", "run_task", "write_pairs"]
 
@@ -244,7 +245,7 @@ def write_pairs(
     tasks = plan_tasks(in_path, out_dir, seed=seed, variants=variants, config=config)
     if not tasks:
         raise ValueError(f"{in_path}: no images or videos to degrade")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     manifest_path = out_dir / MANIFEST
     done = _read_manifest(manifest_path)
     if any("settings" not in record for record in done.values()):

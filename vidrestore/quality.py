@@ -89,6 +89,7 @@ from vidrestore.degrade.sample import (
     SaltAndPepper,
 )
 from vidrestore.errors import ModelError, VidrestoreError
+from vidrestore.io._files import make_folder
 from vidrestore.parallel import pool_map
 from vidrestore.nets.quality import CLASSES, QualityNet, crop_stack, expected_score, pooled_probabilities
 
@@ -352,6 +353,14 @@ def _pool_map(function, tasks: list, jobs: int) -> Iterator:
     return pool_map(function, tasks, jobs, preload=("vidrestore.curate", "vidrestore.quality"))
 
 
+def _is_labels_csv(path: Path) -> bool:
+    try:
+        with open(path, newline="") as handle:
+            return handle.readline().strip() == ",".join(_LABEL_FIELDS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def label_folder(
     clean_dir: str | Path,
     out_dir: str | Path,
@@ -370,9 +379,14 @@ def label_folder(
     clean_dir, out_dir = Path(clean_dir), Path(out_dir)
     if not 0 < scale_range[0] <= scale_range[1] <= 1.0:
         raise ValueError(f"scale_range must satisfy 0 < low <= high <= 1, got {scale_range}")
-    # The output (and earlier ones, folders holding a labels.csv) inside clean_dir is not more photos.
-    outputs = [out_dir.resolve(), *(csv_file.parent.resolve() for csv_file in clean_dir.rglob(LABELS_CSV))] \
-        if clean_dir.is_dir() else []
+    # The output (and earlier ones: folders holding a labels.csv of ours) inside clean_dir is not
+    # more photos; an output folder above clean_dir, or clean_dir itself, hides nothing.
+    outputs = []
+    if clean_dir.is_dir():
+        top = clean_dir.resolve()
+        outputs = [folder for folder in (out_dir.resolve(), *(c.parent.resolve() for c in clean_dir.rglob(LABELS_CSV)
+                                                               if _is_labels_csv(c)))
+                   if folder != top and folder.is_relative_to(top)]
     sources = [p for p in list_media(clean_dir) if p.suffix.lower() in IMAGE_EXTENSIONS
                and not any(p.is_relative_to(folder) for folder in outputs)]
     if not sources:
@@ -388,7 +402,7 @@ def label_folder(
             # The set would mix crops of both settings (old ones of photos now skipped stay on disk).
             raise ValueError(f"{out_dir} was labelled with other settings ({'; '.join(changed)}): use those, or "
                              "another OUT_DIR (or empty this one)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     from vidrestore.io._files import atomic_output
 
     with atomic_output(settings_path) as temporary:
@@ -827,7 +841,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
         log.info("resumed from %s after epoch %d%s", checkpoint_path, epoch,
                  f" and {start_batch} of its {steps_per_epoch} batches" if start_batch else "")
     # Written once the checkpoint has loaded: a failed resume leaves the run as it was.
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     if not resume:
         (out_dir / "metrics.jsonl").unlink(missing_ok=True)  # a run stopped before its first checkpoint
     with atomic_output(out_dir / "config.json") as temporary:

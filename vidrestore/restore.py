@@ -69,6 +69,7 @@ def expand_inputs(inputs: list[str | Path], *, exclude: Path | None = None) -> l
 def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
     """Restore one image file to ``target`` (format from its extension)."""
     from vidrestore.io import read_image, write_image
+    from vidrestore.io._files import remove_stale_partials
 
     image = read_image(source)
     try:
@@ -77,6 +78,7 @@ def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
         raise MediaError(source, str(exc)) from exc
     # Everything the source carried (ICC, EXIF, DPI, XMP, PNG text) goes along; a lossless source
     # stays lossless in WebP (lossy WebP at quality 95 undid about half of a restoration's gain).
+    remove_stale_partials(target)  # left by a run killed while writing this file
     write_image(target, dataclasses.replace(image, pixels=restored),
                 lossless=image.lossless and target.suffix.lower() == ".webp")
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
 from vidrestore.io.video import FIELD_TOP_FIRST, chroma_of
-from vidrestore.io._files import atomic_output
+from vidrestore.io._files import atomic_output, make_folder
 from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
 
@@ -279,9 +279,10 @@ def restore_video(
             bar = tqdm(restored, total=info.frame_count or None, initial=done, desc=source.name, unit="frame",
                        disable=not progress, dynamic_ncols=True)
             for first, segment in _segments(bar, done, segment_frames):
+                counted = _Counted(segment)
                 # Quiet: what the segments cannot keep was said once, by the up-front check.
-                write_video(work.segment_path(first), segment, info, **(options | {"audio_from": None, "quiet": True}))
-                work.finished(first)
+                write_video(work.segment_path(first), counted, info, **(options | {"audio_from": None, "quiet": True}))
+                work.finished(first, counted.count)
         except BaseException:
             if not work.parts:  # nothing to resume from (an undecodable first frame, a model error)
                 work.remove()
@@ -353,7 +354,8 @@ def _job_key(source: Path, restorer: Any, options: dict[str, Any], config: Tempo
         return None
     stat = source.stat()
     return {
-        "version": 2,  # 2: segments keep the source's pixel shape, field order and (opt-in) chroma
+        # 2: segments keep the source's pixel shape, field order and (opt-in) chroma; 3: lengths.json
+        "version": 3,
         "source": str(source.resolve()),
         "source_size": stat.st_size,
         "source_mtime_ns": stat.st_mtime_ns,
@@ -362,6 +364,24 @@ def _job_key(source: Path, restorer: Any, options: dict[str, Any], config: Tempo
         "temporal": dataclasses.asdict(config) if config is not None else None,
         "segment_frames": segment_frames,
     }
+
+
+_LENGTHS = "lengths.json"  # frames in each finished segment, by its first frame
+
+
+class _Counted:
+    """An iterator that counts what passes through it."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._items, self.count = iter(items), 0
+
+    def __iter__(self) -> _Counted:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._items)
+        self.count += 1
+        return item
 
 
 class _WorkFolder:
@@ -377,7 +397,7 @@ class _WorkFolder:
             if stale:
                 log.info("%s: previous partial results are for another job; starting over", self.folder)
                 shutil.rmtree(self.folder)
-            self.folder.mkdir(parents=True, exist_ok=True)
+            make_folder(self.folder)
             if key is not None and not (self.folder / "job.json").exists():
                 with atomic_output(self.folder / "job.json") as tmp:
                     tmp.write_text(json.dumps(key, indent=1))
@@ -392,29 +412,43 @@ class _WorkFolder:
             return None
 
     def finished_frames(self) -> int:
-        """Frames covered by the finished segments that run on from frame 0 (others are dropped)."""
+        """Frames covered by the finished whole segments that run on from frame 0 (others are
+        dropped). A short segment — the clip's last, or where a source that was cut short while
+        being read ended — is restored again: the source may have more frames now."""
         starts = sorted(int(p.stem) for p in self.folder.glob(f"*{self.suffix}") if p.stem.isdigit())
+        lengths = self._read_lengths()
         expected = 0
         for start in starts:
-            if start != expected or self._segment_frames is None:
+            if start != expected or self._segment_frames is None or lengths.get(str(start)) != self._segment_frames:
                 break
-            self.finished(start)
+            self.finished(start, self._segment_frames)
             expected += self._segment_frames
         for path in self.folder.iterdir():
-            if path.name != "job.json" and path not in self.parts:
+            if path.name not in ("job.json", _LENGTHS) and path not in self.parts:
                 path.unlink()
-        # A short segment can only be the clip's last (a segment is finished only when its frames
-        # are all written or the stream ended), so a run that crashed while joining just re-joins.
         return len(self.parts) * (self._segment_frames or 0)
+
+    def _read_lengths(self) -> dict[str, int]:
+        try:
+            lengths = json.loads((self.folder / _LENGTHS).read_text())
+        except (OSError, ValueError):
+            return {}
+        return lengths if isinstance(lengths, dict) else {}
 
     def segment_path(self, first: int) -> Path:
         return self.folder / f"{first:09d}{self.suffix}"
 
-    def finished(self, first: int) -> None:
-        """Record the segment starting at frame ``first`` as complete (joined at the end)."""
+    def finished(self, first: int, frames: int) -> None:
+        """Record the segment starting at frame ``first``, of ``frames`` frames, as complete (joined
+        at the end)."""
         path = self.segment_path(first)
         if path not in self.parts:
             self.parts.append(path)
+        lengths = self._read_lengths()
+        if lengths.get(str(first)) != frames:
+            lengths[str(first)] = frames
+            with atomic_output(self.folder / _LENGTHS) as tmp:
+                tmp.write_text(json.dumps(lengths))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

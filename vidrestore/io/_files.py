@@ -9,14 +9,17 @@ interrupted run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 
-__all__ = ["atomic_output", "partial_path", "require_file", "unidentified_error"]
+__all__ = ["atomic_output", "make_folder", "partial_path", "remove_stale_partials", "require_file", "unidentified_error"]
 
 
 def require_file(path: str | Path) -> Path:
@@ -59,6 +62,31 @@ def partial_path(path: Path, *, unique: bool = False) -> Path:
     return path.with_name(f".{path.stem}{token}.partial{path.suffix}")
 
 
+def make_folder(folder: Path) -> None:
+    """``folder`` and its parents, as ``mkdir -p``; a file in the way is named as such (not
+    "File exists" or "Not a directory")."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(folder)) from error
+
+
+def remove_stale_partials(path: Path) -> None:
+    """Delete the temporary files (:func:`partial_path`, with or without a token) that a writer of
+    ``path`` killed mid-write left beside it: their random names are never reused. Call before a
+    new write of ``path`` by the one process that owns it (a run's output, a training folder)."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}(\.[0-9a-f]{{8}})?\.partial{re.escape(path.suffix)}")
+    with contextlib.suppress(OSError):
+        for sibling in path.parent.glob(f".{glob.escape(path.stem)}*.partial{glob.escape(path.suffix)}"):
+            if pattern.fullmatch(sibling.name):
+                sibling.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
@@ -68,7 +96,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     and ``path`` is left untouched (an existing file there keeps its old contents).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     temporary = partial_path(path, unique=True)
     try:
         yield temporary

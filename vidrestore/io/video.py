@@ -45,7 +45,7 @@ import numpy as np
 from av.video.reformatter import Colorspace, Interpolation
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
-from vidrestore.io._files import partial_path, require_file, unidentified_error
+from vidrestore.io._files import make_folder, partial_path, require_file, unidentified_error
 
 __all__ = ["Frame", "VideoInfo", "VideoReader", "VideoWriter", "check_writer", "probe", "write_video"]
 
@@ -381,7 +381,7 @@ class VideoWriter:
         self._colorspace = MATRIX_RGB if is_rgb else _tag_or(colorspace, default_tag)
         self._partial = partial_path(self.path)
         self._audio: _AudioCopy | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         self._container = _open_output(self.path, self._partial, self._time_base)
         try:
             tags = (_tag_or(color_primaries, default_tag), _tag_or(color_trc, default_tag))

@@ -10,29 +10,38 @@ what users download is the generator exported as safetensors (:mod:`vidrestore.w
 from __future__ import annotations
 
 import os
-import tempfile
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vidrestore.io._files import make_folder, partial_path
+
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (a temporary ``.NAME.TOKEN.partial.pt`` beside it,
+    fsynced, renamed over the old checkpoint)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".partial")
+    make_folder(path.parent)
+    tmp = partial_path(path, unique=True)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """The state :func:`save_checkpoint` wrote; ValueError for a file that is not one (torch's own
+    message would suggest loading it with ``weights_only=False``, which could run its code)."""
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError("damaged, or not a vidrestore checkpoint") from error

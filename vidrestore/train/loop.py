@@ -35,7 +35,7 @@ from vidrestore import losses
 from vidrestore.data import PairDataset
 from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.errors import VidrestoreError
-from vidrestore.io._files import atomic_output
+from vidrestore.io._files import atomic_output, make_folder, remove_stale_partials
 from vidrestore.metrics import psnr, ssim
 from vidrestore.nets.discriminator import PatchDiscriminator
 from vidrestore.nets.unet import UNet
@@ -174,17 +174,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         device = resolve_device(config.device)
     except ValueError as exc:
         raise TrainingError(f"device={config.device}: {exc}") from exc
-    try:
-        dtype = resolve_precision(config.precision, device)
-    except ValueError as exc:
-        raise TrainingError(f"precision={config.precision}: {exc}") from exc
-    if dtype == torch.float16:
-        # fp16 needs loss scaling, which this loop does not do: the L1 term's gradient per pixel
-        # (1 / pixels in a batch, about 1e-6) is below fp16's smallest normal number.
-        if config.precision not in (None, "auto"):
-            raise TrainingError("precision=fp16: training in fp16 would lose its gradients (no loss scaling); "
-                                "use bf16 where the GPU has it, else fp32 (inference may still use fp16)")
-        dtype = torch.float32  # auto on a GPU without bf16
+    dtype = training_precision(config.precision, device)
     out_dir = Path(config.out_dir)
     checkpoint_path = out_dir / "checkpoint.pt"
     if out_dir.exists() and not out_dir.is_dir():
@@ -193,18 +183,25 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         raise TrainingError(f"{checkpoint_path}: nothing to resume")
     if not resume and checkpoint_path.exists():
         raise TrainingError(f"{out_dir} already holds a training run: continue it with --resume, or pick another --out")
-    if not resume:
-        # Weights of a run that stopped before its first checkpoint: this run would silently mix
-        # with them (a `best` it never beats), and they may be someone's only copy.
-        stale = [name for name in _RUN_WEIGHTS if (out_dir / name).exists()
-                 and (not config.init_from or (out_dir / name).resolve() != Path(config.init_from).resolve())]
-        if stale:
-            raise TrainingError(f"{out_dir} holds {', '.join(stale)} from an earlier run but no checkpoint to resume: "
-                                "move them away, or pick another --out")
     # stop_after ends this invocation only: saved, it would stop every later resume one step on.
     # The data paths are saved absolute, so a plain --resume works from any folder.
     saved_config = dataclasses.replace(config, stop_after=0, train_data=_absolute(config.train_data),
                                        val_data=_absolute(config.val_data))
+    if not resume:
+        # Weights of a run that stopped before its first checkpoint: this run would silently mix
+        # with them (a `best` it never beats), and they may be someone's only copy — unless they
+        # are the same command's, killed before it saved a checkpoint (no last.safetensors, which
+        # every checkpoint writes, and the same settings): that run just starts again.
+        stale = [name for name in _RUN_WEIGHTS if (out_dir / name).exists()
+                 and (not config.init_from or (out_dir / name).resolve() != Path(config.init_from).resolve())]
+        if stale and "last.safetensors" not in stale and _same_run(out_dir / "config.json", saved_config):
+            log.warning("%s: an earlier start of this run stopped before its first checkpoint; starting it again "
+                        "(its %s are replaced)", out_dir, ", ".join(stale))
+            for name in stale:
+                (out_dir / name).unlink()
+        elif stale:
+            raise TrainingError(f"{out_dir} holds {', '.join(stale)} from an earlier run but no checkpoint to resume: "
+                                "move them away, or pick another --out")
     dist_info = distributed.setup(device)
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
@@ -239,7 +236,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         # A moved run folder or a stop_after is no change to the run.
         before = json.loads(state.get("config") or "{}")
         for name in ("train_data", "val_data"):  # saved relative by earlier versions
-            if isinstance(before.get(name), str):
+            if before.get(name):
                 before[name] = _absolute(before[name])
         changed = [name for name in changed_fields(before, saved_config.to_dict()) if name not in ("out_dir", "stop_after")]
         try:
@@ -271,7 +268,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     val_degraded, val_clean = _validation_set(config) if main else (None, None)
     val_soft = _soften(val_clean) if main else None
     if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(out_dir)
+        for name in ("checkpoint.pt", "config.json", *_RUN_WEIGHTS):
+            remove_stale_partials(out_dir / name)  # left by a run killed while saving
         if not resume:
             saved_config.save(out_dir / "config.json")
             # Left by a run that stopped before its first checkpoint: its curve would mix with this one.
@@ -304,9 +303,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             "elapsed": elapsed_before + time.perf_counter() - started,
             "config": json.dumps(saved_config.to_dict()),
         }
-        save_checkpoint(checkpoint_path, state)
-        saved_config.save(out_dir / "config.json")
-        save_generator(out_dir / "last.safetensors", ema.model, _generator_config(config), {"step": str(step)})
+        try:
+            save_checkpoint(checkpoint_path, state)
+            saved_config.save(out_dir / "config.json")
+            save_generator(out_dir / "last.safetensors", ema.model, _generator_config(config), {"step": str(step)})
+        except (OSError, RuntimeError) as exc:  # a full disk: torch's zip writer raises RuntimeError
+            raise TrainingError(f"could not save step {step} in {out_dir} ({_brief(exc)}); the previous checkpoint "
+                                "is intact: free space and resume") from exc
 
     started = time.perf_counter()
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
@@ -318,7 +321,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     checked_at = step
     finished = False
     try:
-        for degraded, clean in _batches(loader, stop):
+        for degraded, clean in _batches(loader, stop, alone=not dist_info.enabled):
             degraded = degraded.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             clean = clean.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             phase = _phase(step, config)
@@ -366,9 +369,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             if config.stop_after and config.stop_after <= step < total:
                 stop.request("stop_after")
             # Steps at which the losses are checked (and, with several processes, a stop is agreed):
-            # the same on every rank. One process acts on a stop at once; under torchrun the ranks
-            # agree on it (and on a non-finite loss) at these steps only, because a rank that left
-            # the loop a step before another would leave it waiting in DDP's next all-reduce.
+            # the same on every rank. A single process acts on a stop after the step it arrives in;
+            # under torchrun the ranks agree on it (and on a non-finite loss) at these steps only,
+            # because a rank that left the loop a step before another would leave it waiting in
+            # DDP's next all-reduce.
             scheduled = (step % config.log_every == 0 or step % config.val_every == 0 or step == total
                          or step == config.g_pretrain_steps or step % config.checkpoint_every == 0
                          or step == config.stop_after)
@@ -377,9 +381,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 if scheduled:
                     local = torch.tensor([stop.by == "signal", stop.by == "stop_after"], device=device)
                     verdict = distributed.any_rank(torch.cat([local, (~all_finite).reshape(1)]), dist_info).tolist()
-                    if not stop.now and (verdict[0] or verdict[1]):  # another rank's: the same cause here
+                    stopping, nonfinite = bool(verdict[0] or verdict[1]), bool(verdict[2])
+                    if stopping and not stop.now:  # another rank's: the same cause here
                         stop.request("signal" if verdict[0] else "stop_after")
-                    stopping, nonfinite = stop.now, verdict[2]
+                    # A signal arriving after the all-reduce waits for the next check step: acted on
+                    # now, this rank alone would leave the loop.
             else:
                 stopping = stop.now
                 nonfinite = (scheduled or stopping) and not bool(all_finite)
@@ -442,7 +448,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 raise TrainingError(f"non-finite loss between steps {checked_at + 1} and {step}; lower lr_g/lr_d "
                                     f"or use precision=fp32, then {_after_nonfinite(checkpoint_path)}")
             _save()
-        if stop.now:
+        if stop.now and main:
             log.warning("stopped: checkpoint saved at step %d; continue with --resume", step)
         replicas_agree = distributed.replicas_agree(generator, dist_info)
         if not replicas_agree:
@@ -460,7 +466,37 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
 
 
-def _absolute(path: str) -> str:
+def training_precision(spec: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype a run trains in: ``spec`` as for inference, except that fp16 is refused
+    and ``auto`` on a GPU without bf16 trains in fp32. fp16 needs loss scaling, which this loop does
+    not do: the L1 term's gradient per pixel (1 / pixels in a batch, about 1e-6) is below fp16's
+    smallest normal number."""
+    try:
+        dtype = resolve_precision(spec, device)
+    except ValueError as exc:
+        raise TrainingError(f"precision={spec}: {exc}") from exc
+    if dtype == torch.float16:
+        if spec not in (None, "auto"):
+            raise TrainingError("precision=fp16: training in fp16 would lose its gradients (no loss scaling); "
+                                "use bf16 where the GPU has it, else fp32 (inference may still use fp16)")
+        dtype = torch.float32
+    return dtype
+
+
+def _same_run(config_path: Path, config: TrainConfig) -> bool:
+    """Whether ``config_path`` (a run folder's config.json) holds ``config``'s settings."""
+    try:
+        before = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(before, dict) and not [
+        name for name in changed_fields(before, config.to_dict()) if name not in ("out_dir", "stop_after")]
+
+
+def _absolute(path: Any) -> Any:
+    """A data path (or a list of them, as a JSON config may give) made absolute."""
+    if isinstance(path, (list, tuple)):
+        return type(path)(_absolute(p) for p in path)
     return str(Path(path).absolute()) if path else path
 
 
@@ -474,10 +510,13 @@ def _after_nonfinite(checkpoint_path: Path) -> str:
             (f" (remove {', '.join(left)} from {checkpoint_path.parent} first, or pick another --out)" if left else ""))
 
 
-def _batches(loader: DataLoader, stop: StopRequest) -> Iterator[Any]:
+def _batches(loader: DataLoader, stop: StopRequest, *, alone: bool = True) -> Iterator[Any]:
     """``loader``'s batches. A loader that fails once a stop was asked for just ends: Ctrl-C reaches
     every process of the group, and a worker it kills before ``worker_init`` ignores SIGINT breaks
-    the transfer in flight. The steps done are whole, so they are saved, not lost to a traceback."""
+    the transfer in flight. The steps done are whole, so they are saved, not lost to a traceback.
+    Not under torchrun (``alone`` False): a rank that left the loop on its own would leave the
+    others waiting in a collective, so the failure is raised and torchrun ends the job (the last
+    checkpoint is intact)."""
     batches = iter(loader)
     while True:
         try:
@@ -485,7 +524,7 @@ def _batches(loader: DataLoader, stop: StopRequest) -> Iterator[Any]:
         except StopIteration:
             return
         except Exception as exc:
-            if not stop.now:
+            if not stop.now or not alone:
                 raise
             log.warning("the data loader failed after the stop request (%s: %s)", type(exc).__name__, exc)
             return
@@ -588,9 +627,11 @@ class StopRequest:
 def worker_init(worker_id: int) -> None:  # noqa: ARG001
     import cv2
 
-    # Ctrl-C reaches the whole process group. The main process finishes its step and saves; a
-    # worker that died of it mid-transfer would crash it instead (ConnectionResetError).
+    # Ctrl-C (and a scheduler's SIGTERM) reaches the whole process group. The main process finishes
+    # its step and saves; a worker that died of it mid-transfer would crash it instead
+    # (ConnectionResetError). An ignoring worker still ends with its parent (DataLoader's watchdog).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
