@@ -221,8 +221,13 @@ def test_pair_items_are_float_tensors_in_range_and_crops_of_a_source(stills) -> 
                 if error < 1e-6:  # matchTemplate's float sums; then compare exactly
                     exact |= np.array_equal(variant, source[top : top + 32, left : left + 32])
         assert exact, f"item {index} is not a crop of any source"
-        # The degraded patch is the logged plan applied to the clean one.
-        replay = apply_plan(patch, dataset.plan_for(index))
+        # The degraded patch is the logged plan applied to the crop, then the logged flip and turns.
+        from vidrestore.data import _augment
+
+        flip, turns = dataset.orientation_for(index)
+        upright = np.ascontiguousarray(np.rot90(patch, -turns))
+        upright = np.ascontiguousarray(upright[:, ::-1]) if flip else upright
+        replay = _augment(apply_plan(upright, dataset.plan_for(index)), flip, turns)
         np.testing.assert_array_equal(as_image(degraded), replay)
 
 
@@ -321,6 +326,7 @@ def test_clean_fraction_leaves_that_share_of_items_undegraded(media_tree) -> Non
 
 
 def test_defocus_fraction_blurs_the_clean_target_itself(media_tree) -> None:
+    from vidrestore.data import _augment
     from vidrestore.degrade import ops
 
     root, _ = media_tree
@@ -328,13 +334,15 @@ def test_defocus_fraction_blurs_the_clean_target_itself(media_tree) -> None:
     soft = PairDataset(root, patch_size=32, length=4, seed=9, config=cheap_config(), scale_range=(0.5, 1.0),
                        defocus_fraction=1.0, defocus_sigma=(2.0, 2.0))
     for index in range(4):
-        clean, plan = sharp._item(index)
+        clean, plan, orientation = sharp._item(index)
         degraded, target = soft[index]
+        clean = _augment(clean, *orientation)
         expected = ops.gaussian_blur(clean, kernel_size=13, sigma=2.0)
         np.testing.assert_allclose(as_image(target), expected, atol=1e-6)
         assert float(np.abs(expected - clean).max()) > 0.01  # the blur did change the crop
         assert soft.plan_for(index) == plan  # same crop and plan, drawn before the defocus
-        np.testing.assert_allclose(as_image(degraded), apply_plan(expected, plan), atol=1e-6)
+        upright = ops.gaussian_blur(sharp._item(index)[0], kernel_size=13, sigma=2.0)
+        np.testing.assert_allclose(as_image(degraded), _augment(apply_plan(upright, plan), *orientation), atol=1e-6)
     with pytest.raises(ValueError, match="defocus"):
         PairDataset(root, patch_size=32, defocus_fraction=2.0)
 
@@ -488,3 +496,23 @@ def test_clip_items_replay(pan_source: Path) -> None:
         assert torch.equal(da, db) and torch.equal(ca, cb)
     second.set_epoch(1)
     assert not torch.equal(second[0][1], a[0][1])
+
+
+def test_motion_blur_reaches_the_net_in_every_direction(media_tree) -> None:
+    """Flips and turns came before the degradation, so a blur drawn at 0–90° (the spec's range)
+    was always at 0–90° in the net's input: a blur at 135° never appeared in training."""
+    root, _ = media_tree
+    off = {"probability": 0.0}
+    config = DegradeConfig.from_dict({"blur": off, "resample": off, "noise": off, "temporal_noise": off, "jpeg": off,
+                                      "h264": off, "motion_blur": {"probability": 1.0, "length": [9.0, 9.0],
+                                                                   "angle": [45.0, 45.0]}})
+    dataset = PairDataset(root, patch_size=32, length=16, seed=3, config=config, scale_range=(1.0, 1.0))
+    directions = set()
+    for index in range(16):
+        degraded, clean = (as_image(t) for t in dataset[index])
+        # Along the blur the degraded picture varies least: compare the two diagonals' differences.
+        gray = degraded.mean(axis=2)
+        along_45 = np.abs(gray[1:, :-1] - gray[:-1, 1:]).mean()  # "/" neighbours
+        along_135 = np.abs(gray[1:, 1:] - gray[:-1, :-1]).mean()  # "\" neighbours
+        directions.add("/" if along_45 < along_135 else "\\")
+    assert directions == {"/", "\\"}

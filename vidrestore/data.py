@@ -283,28 +283,37 @@ class PairDataset(_MediaDataset):
     ``augment`` (flips/rotations) True, ``cache_bytes`` (decoded sources per process) 3 GiB.
 
     Item ``i`` of epoch ``e`` draws its source, crop, scale, flips and degradation plan from
-    ``numpy.random.default_rng([seed, e, i])``. ``plan_for(i)`` returns the plan used.
+    ``numpy.random.default_rng([seed, e, i])``. ``plan_for(i)`` returns the plan used and
+    ``orientation_for(i)`` the flip and quarter turns, applied to both images after the
+    degradation (so motion blur reaches the net in every direction).
     """
 
     def _item(self, index: int):
+        """``(clean crop before flips, plan, (flip, rotations))`` of item ``index``."""
         rng = self._rng(index)
         _, frames = self._frames(rng)
         frame = frames[int(rng.integers(len(frames)))]
         top, left, side = self._crop_box(rng, frame.shape[0], frame.shape[1])
         clean = self._shrink(frame[top : top + side, left : left + side])
-        if self.augment:
-            clean = _augment(clean, bool(rng.random() < 0.5), int(rng.integers(4)))
+        orientation = (bool(rng.random() < 0.5), int(rng.integers(4))) if self.augment else (False, 0)
         plan = self._plan(rng)
         (clean,) = self._defocus(rng, [clean])
-        return clean, plan
+        return clean, plan, orientation
 
     def plan_for(self, index: int):
         return self._item(index)[1]
 
+    def orientation_for(self, index: int) -> tuple[bool, int]:
+        """``(flip, quarter turns)`` applied to item ``index`` after its degradation."""
+        return self._item(index)[2]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        clean, plan = self._item(index)
+        clean, plan, orientation = self._item(index)
+        # Flipped and turned after the degradation, so damage with a direction (motion blur, drawn
+        # at 0–90° as the spec says) reaches the net in all eight: a blur at 135° is one at 45°
+        # mirrored. The other operators are the same in every orientation.
         degraded = apply_plan(clean, plan)
-        return _to_tensor(degraded), _to_tensor(clean)
+        return _to_tensor(_augment(degraded, *orientation)), _to_tensor(_augment(clean, *orientation))
 
 
 def pan_trajectory(rng: np.random.Generator, frames: int, max_speed: float) -> np.ndarray:
@@ -363,10 +372,9 @@ class ClipDataset(_MediaDataset):
                     window, matrix, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
                 )
                 clean.append(self._shrink(np.clip(shifted, 0.0, 1.0)))
-        if self.augment:
-            flip, rotations = bool(rng.random() < 0.5), int(rng.integers(4))
-            clean = [_augment(f, flip, rotations) for f in clean]
+        orientation = (bool(rng.random() < 0.5), int(rng.integers(4))) if self.augment else (False, 0)
         plan = self._plan(rng)
         clean = self._defocus(rng, clean)
-        degraded = apply_plan_clip(clean, plan)
-        return torch.stack([_to_tensor(f) for f in degraded]), torch.stack([_to_tensor(f) for f in clean])
+        degraded = apply_plan_clip(clean, plan)  # then flipped and turned, as PairDataset's
+        return (torch.stack([_to_tensor(_augment(f, *orientation)) for f in degraded]),
+                torch.stack([_to_tensor(_augment(f, *orientation)) for f in clean]))
