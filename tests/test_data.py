@@ -516,3 +516,15 @@ def test_motion_blur_reaches_the_net_in_every_direction(media_tree) -> None:
         along_135 = np.abs(gray[1:, 1:] - gray[:-1, :-1]).mean()  # "\" neighbours
         directions.add("/" if along_45 < along_135 else "\\")
     assert directions == {"/", "\\"}
+
+
+def test_horizontal_chroma_bleed_is_never_turned_or_mirrored(media_tree) -> None:
+    """Turned after the degradation, tape's horizontal, rightward colour smear would become
+    vertical or leftward: with it in the plan, a crop is only ever turned upside down."""
+    root, _ = media_tree
+    off = {"probability": 0.0}
+    config = DegradeConfig.from_dict({"blur": off, "resample": off, "noise": off, "temporal_noise": off, "jpeg": off,
+                                      "h264": off, "motion_blur": off, "chroma_bleed": {"probability": 1.0}})
+    dataset = PairDataset(root, patch_size=32, length=24, seed=4, config=config, scale_range=(1.0, 1.0))
+    orientations = {dataset.orientation_for(index) for index in range(24)}
+    assert orientations == {(False, 0), (True, 2)}

@@ -566,3 +566,19 @@ def test_labeller_output_folder_above_the_photos_hides_nothing(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     counts = label_folder("photos", ".", crops_per_image=1, crop_size=64, jobs=1, progress=False)
     assert counts["photos"] == 2 and counts["samples"] == 6
+
+
+def test_predict_piped_into_head_ends_quietly(trained, tmp_path):
+    """Each line is flushed as it is judged; a reader that leaves early (``| head -1``) made a
+    broken-pipe error message."""
+    import subprocess
+    import sys
+
+    for index in range(3):
+        write_image(tmp_path / f"p{index}.png", Image(pixels=photo_like(index, 128, 128)))
+    model = str(trained[0] / "quality.safetensors")
+    command = (f"{sys.executable} -m vidrestore.cli quality predict {tmp_path} --model {model} --format jsonl "
+               f"| head -c 1")
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT)
+    assert "error" not in result.stderr.lower() and "Traceback" not in result.stderr, result.stderr

@@ -661,3 +661,19 @@ def test_a_damaged_checkpoint_is_named_without_torchs_unsafe_advice(image_folder
     with pytest.raises(TrainingError, match="unreadable checkpoint") as failure:
         train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=1"), resume=True)
     assert "weights_only" not in str(failure.value) and "damaged, or not a vidrestore checkpoint" in str(failure.value)
+
+
+def test_a_full_disk_after_the_checkpoint_names_the_file_that_failed(image_folder, tmp_path, monkeypatch):
+    import errno
+
+    real = loop.save_generator
+
+    def full(path, *args, **kwargs):
+        if Path(path).name != "last.safetensors":
+            return real(path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(loop, "save_generator", full)
+    with pytest.raises(TrainingError, match=r"last.safetensors: could not save step 1 .*No space left"):
+        train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=0", "val_every=100"))
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1  # what did get saved

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -386,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
+                          errno.ENOTDIR, errno.EISDIR, errno.ENOENT})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -402,9 +407,16 @@ def main(argv: list[str] | None = None) -> int:
     except (VidrestoreError, ValueError, FileNotFoundError) as exc:
         print(f"vidrestore {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the reader is gone, which is no error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         # An output that cannot be made or written: a file where a folder goes, no permission, a
-        # full disk. What was written before is intact (every write is atomic).
+        # full disk. What was written before is intact (every write is atomic). Others keep
+        # their traceback.
+        if not (exc.filename or exc.errno in _FILE_ERRNOS):
+            raise
         name = exc.filename2 or exc.filename  # a rename's target, not its temporary source
         where = f"{name}: " if name and str(name) not in (exc.strerror or "") else ""
         print(f"vidrestore {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)

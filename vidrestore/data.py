@@ -104,6 +104,18 @@ class _SourceCache:
         return frames
 
 
+def _orientation_for(plan: Plan, orientation: tuple[bool, int]) -> tuple[bool, int]:
+    """The flip and quarter turns to apply after ``plan``'s degradation. Analog colour bleed smears
+    and shifts chroma horizontally to the right (tape), which a turn or a mirror would make
+    vertical or leftward: with it, the drawn flip becomes upside down or nothing (the smear stays
+    horizontal and rightward). Everything else looks the same in any orientation but motion
+    blur, which is why crops are turned after their degradation at all."""
+    if any(op.name == "chroma_bleed" for op in plan.ops):
+        flip = orientation[0]
+        return flip, 2 if flip else 0  # mirror + half turn = upside down
+    return orientation
+
+
 def _augment(patch: np.ndarray, flip: bool, rotations: int) -> np.ndarray:
     if flip:
         patch = patch[:, ::-1]
@@ -298,7 +310,7 @@ class PairDataset(_MediaDataset):
         orientation = (bool(rng.random() < 0.5), int(rng.integers(4))) if self.augment else (False, 0)
         plan = self._plan(rng)
         (clean,) = self._defocus(rng, [clean])
-        return clean, plan, orientation
+        return clean, plan, _orientation_for(plan, orientation)
 
     def plan_for(self, index: int):
         return self._item(index)[1]
@@ -309,9 +321,8 @@ class PairDataset(_MediaDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         clean, plan, orientation = self._item(index)
-        # Flipped and turned after the degradation, so damage with a direction (motion blur, drawn
-        # at 0–90° as the spec says) reaches the net in all eight: a blur at 135° is one at 45°
-        # mirrored. The other operators are the same in every orientation.
+        # Flipped and turned after the degradation, so motion blur (drawn at 0–90° as the spec
+        # says) reaches the net in every direction: a blur at 135° is one at 45° mirrored.
         degraded = apply_plan(clean, plan)
         return _to_tensor(_augment(degraded, *orientation)), _to_tensor(_augment(clean, *orientation))
 
@@ -374,6 +385,7 @@ class ClipDataset(_MediaDataset):
                 clean.append(self._shrink(np.clip(shifted, 0.0, 1.0)))
         orientation = (bool(rng.random() < 0.5), int(rng.integers(4))) if self.augment else (False, 0)
         plan = self._plan(rng)
+        orientation = _orientation_for(plan, orientation)
         clean = self._defocus(rng, clean)
         degraded = apply_plan_clip(clean, plan)  # then flipped and turned, as PairDataset's
         return (torch.stack([_to_tensor(_augment(f, *orientation)) for f in degraded]),

@@ -89,7 +89,7 @@ from vidrestore.degrade.sample import (
     SaltAndPepper,
 )
 from vidrestore.errors import ModelError, VidrestoreError
-from vidrestore.io._files import make_folder
+from vidrestore.io._files import make_folder, remove_stale_partials
 from vidrestore.parallel import pool_map
 from vidrestore.nets.quality import CLASSES, QualityNet, crop_stack, expected_score, pooled_probabilities
 
@@ -396,7 +396,13 @@ def label_folder(
     settings = {"crops_per_image": crops_per_image, "crop_size": crop_size, "scale_range": list(scale_range), "seed": seed}
     settings_path = out_dir / "label.json"
     if csv_path.is_file() and settings_path.is_file():
-        before = json.loads(settings_path.read_text())
+        try:
+            before = json.loads(settings_path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            before = None
+        if not isinstance(before, dict):
+            raise ValueError(f"{settings_path}: damaged (not the settings vidrestore wrote); remove it, or use "
+                             "another OUT_DIR")
         changed = [f"{key} {before.get(key)!r} → {value!r}" for key, value in settings.items() if before.get(key) != value]
         if changed:
             # The set would mix crops of both settings (old ones of photos now skipped stay on disk).
@@ -842,6 +848,8 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
                  f" and {start_batch} of its {steps_per_epoch} batches" if start_batch else "")
     # Written once the checkpoint has loaded: a failed resume leaves the run as it was.
     make_folder(out_dir)
+    remove_stale_partials(out_dir / name for name in ("checkpoint.pt", "config.json", "quality.safetensors",
+                                                       "last.safetensors"))  # left by a killed save
     if not resume:
         (out_dir / "metrics.jsonl").unlink(missing_ok=True)  # a run stopped before its first checkpoint
     with atomic_output(out_dir / "config.json") as temporary:

@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from vidrestore.io._files import remove_stale_partials
 from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from vidrestore.errors import MediaError, VidrestoreError
 
@@ -69,7 +70,6 @@ def expand_inputs(inputs: list[str | Path], *, exclude: Path | None = None) -> l
 def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
     """Restore one image file to ``target`` (format from its extension)."""
     from vidrestore.io import read_image, write_image
-    from vidrestore.io._files import remove_stale_partials
 
     image = read_image(source)
     try:
@@ -78,7 +78,6 @@ def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
         raise MediaError(source, str(exc)) from exc
     # Everything the source carried (ICC, EXIF, DPI, XMP, PNG text) goes along; a lossless source
     # stays lossless in WebP (lossy WebP at quality 95 undid about half of a restoration's gain).
-    remove_stale_partials(target)  # left by a run killed while writing this file
     write_image(target, dataclasses.replace(image, pixels=restored),
                 lossless=image.lossless and target.suffix.lower() == ".webp")
 
@@ -109,6 +108,9 @@ def restore_paths(
     from vidrestore.video import VIDEO_OUTPUT_SUFFIXES, restore_video
 
     report = RestoreReport()
+    # Temporary files a run killed while writing these images left (one scan per output folder).
+    remove_stale_partials(output if single_file else output / relative for source, relative in pairs
+                          if source.suffix.lower() in IMAGE_EXTENSIONS)
     claimed: dict[Path, Path] = {}  # output → the input restored into it
     for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
         target = output if single_file else output / relative

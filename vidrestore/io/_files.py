@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
@@ -75,16 +74,26 @@ def make_folder(folder: Path) -> None:
         raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(folder)) from error
 
 
-def remove_stale_partials(path: Path) -> None:
-    """Delete the temporary files (:func:`partial_path`, with or without a token) that a writer of
-    ``path`` killed mid-write left beside it: their random names are never reused. Call before a
-    new write of ``path`` by the one process that owns it (a run's output, a training folder)."""
-    path = Path(path)
-    pattern = re.compile(rf"\.{re.escape(path.stem)}(\.[0-9a-f]{{8}})?\.partial{re.escape(path.suffix)}")
-    with contextlib.suppress(OSError):
-        for sibling in path.parent.glob(f".{glob.escape(path.stem)}*.partial{glob.escape(path.suffix)}"):
-            if pattern.fullmatch(sibling.name):
-                sibling.unlink(missing_ok=True)
+def remove_stale_partials(paths: Iterable[Path]) -> None:
+    """Delete the temporary files (:func:`partial_path`, with or without a token) that writers of
+    ``paths`` killed mid-write left beside them: their random names are never reused. One scan
+    per folder. Call before new writes of ``paths`` by the one process that owns them (a run's
+    outputs, a training folder)."""
+    by_folder: dict[Path, set[tuple[str, str]]] = {}
+    for path in map(Path, paths):
+        by_folder.setdefault(path.parent, set()).add((path.stem, path.suffix))
+    for folder, names in by_folder.items():
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                match = _PARTIAL.fullmatch(entry.name)
+                # ".a.12345678.partial.png" is a.png's (a token) or a.12345678.png's (none).
+                if match and ((match["stem"], match["suffix"]) in names
+                              or (match["stem"] + (match["token"] or ""), match["suffix"]) in names):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+
+_PARTIAL = re.compile(r"\.(?P<stem>.*?)(?P<token>\.[0-9a-f]{8})?\.partial(?P<suffix>\.[^.]*|)")
 
 
 @contextlib.contextmanager

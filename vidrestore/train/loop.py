@@ -195,10 +195,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         stale = [name for name in _RUN_WEIGHTS if (out_dir / name).exists()
                  and (not config.init_from or (out_dir / name).resolve() != Path(config.init_from).resolve())]
         if stale and "last.safetensors" not in stale and _same_run(out_dir / "config.json", saved_config):
+            # Left in place: this run writes the same files at the same steps (same settings, same
+            # seed), and nothing is lost if it dies before it gets there.
             log.warning("%s: an earlier start of this run stopped before its first checkpoint; starting it again "
-                        "(its %s are replaced)", out_dir, ", ".join(stale))
-            for name in stale:
-                (out_dir / name).unlink()
+                        "(its %s will be replaced as this run reaches them)", out_dir, ", ".join(stale))
         elif stale:
             raise TrainingError(f"{out_dir} holds {', '.join(stale)} from an earlier run but no checkpoint to resume: "
                                 "move them away, or pick another --out")
@@ -269,8 +269,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     val_soft = _soften(val_clean) if main else None
     if main:
         make_folder(out_dir)
-        for name in ("checkpoint.pt", "config.json", *_RUN_WEIGHTS):
-            remove_stale_partials(out_dir / name)  # left by a run killed while saving
+        remove_stale_partials([out_dir / name for name in ("checkpoint.pt", "config.json", *_RUN_WEIGHTS)])
+        for old in out_dir.glob(".checkpoint.pt*.partial"):  # the same, as versions before 0.1.1 named them
+            old.unlink(missing_ok=True)
         if not resume:
             saved_config.save(out_dir / "config.json")
             # Left by a run that stopped before its first checkpoint: its curve would mix with this one.
@@ -305,11 +306,17 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         }
         try:
             save_checkpoint(checkpoint_path, state)
-            saved_config.save(out_dir / "config.json")
-            save_generator(out_dir / "last.safetensors", ema.model, _generator_config(config), {"step": str(step)})
-        except (OSError, RuntimeError) as exc:  # a full disk: torch's zip writer raises RuntimeError
-            raise TrainingError(f"could not save step {step} in {out_dir} ({_brief(exc)}); the previous checkpoint "
-                                "is intact: free space and resume") from exc
+        except OSError as exc:
+            raise TrainingError(f"{checkpoint_path}: could not save step {step} ({_brief(exc)}); the previous "
+                                "checkpoint is intact: free space and resume") from exc
+        except RuntimeError as exc:  # a full disk in torch's zip writer ("unexpected pos ...")
+            if not isinstance(exc.__cause__ or exc.__context__, OSError) and "pos" not in str(exc):
+                raise
+            raise TrainingError(f"{checkpoint_path}: could not save step {step} ({_brief(exc)}); the previous "
+                                "checkpoint is intact: free space and resume") from exc
+        _save_weights(out_dir / "config.json", lambda path: saved_config.save(path), step)
+        _save_weights(out_dir / "last.safetensors",
+                      lambda path: save_generator(path, ema.model, _generator_config(config), {"step": str(step)}), step)
 
     started = time.perf_counter()
     bar = tqdm(total=total, initial=step, disable=not main, desc="train", dynamic_ncols=True)
@@ -424,15 +431,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 tqdm.write(f"step {step} ({phase}): val PSNR {val_psnr:.2f} dB  SSIM {val_ssim:.4f}  "
                            f"soft input kept {soft_psnr:.2f} dB")
                 if step == config.g_pretrain_steps:
-                    save_generator(out_dir / "pretrain.safetensors", ema.model, _generator_config(config),
-                                   {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"})
+                    _save_weights(out_dir / "pretrain.safetensors", lambda path: save_generator(
+                        path, ema.model, _generator_config(config),
+                        {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"}), step)
                 # The shipped model is the joint-loss one: best is tracked in the adversarial phase.
                 if adversarial and val_psnr > best_psnr:
                     best_psnr = val_psnr
-                    save_generator(
-                        out_dir / "best.safetensors", ema.model, _generator_config(config),
-                        {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"},
-                    )
+                    _save_weights(out_dir / "best.safetensors", lambda path: save_generator(
+                        path, ema.model, _generator_config(config),
+                        {"step": str(step), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"}), step)
             if main and writer and step % config.image_every == 0:
                 with torch.no_grad(), autocast(device, dtype):
                     preview = ema.model(val_degraded[:4].to(device)).float().clamp(0, 1).cpu()
@@ -464,6 +471,15 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop.now,
             "stopped_by": stop.by,
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _save_weights(path: Path, save: Any, step: int) -> None:
+    """``save(path)``; a failure to write (a full disk) is one line naming the file."""
+    try:
+        save(path)
+    except OSError as exc:
+        raise TrainingError(f"{path}: could not save step {step} ({_brief(exc)}); free space and resume from the "
+                            "last checkpoint") from exc
 
 
 def training_precision(spec: str, device: torch.device) -> torch.dtype:
@@ -627,11 +643,10 @@ class StopRequest:
 def worker_init(worker_id: int) -> None:  # noqa: ARG001
     import cv2
 
-    # Ctrl-C (and a scheduler's SIGTERM) reaches the whole process group. The main process finishes
-    # its step and saves; a worker that died of it mid-transfer would crash it instead
-    # (ConnectionResetError). An ignoring worker still ends with its parent (DataLoader's watchdog).
+    # Ctrl-C reaches the whole process group. The main process finishes its step and saves; a
+    # worker that died of it mid-transfer would crash it instead (ConnectionResetError). SIGTERM
+    # keeps its default: DataLoader ends a stuck worker with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
