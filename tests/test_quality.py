@@ -226,6 +226,9 @@ def test_labeller_writes_classes_with_severities_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="labelled with other settings .*crop_size 64 → 96"):
         label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=96, seed=3, jobs=1, progress=False)
     assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.png")} == before
+    (tmp_path / "out" / "label.json").write_text("[1, 2]")  # damaged: one clear error, not a traceback
+    with pytest.raises(ValueError, match="label.json: damaged"):
+        label_folder(clean, tmp_path / "out", crops_per_image=2, crop_size=64, seed=3, jobs=1, progress=False)
 
 
 def test_labeller_keeps_photos_with_the_same_stem_apart(tmp_path):
