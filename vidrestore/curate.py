@@ -55,7 +55,6 @@ model or crops is refused (use another OUT_DIR, or empty this one). Earlier cura
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import shutil
@@ -69,7 +68,7 @@ from tqdm import tqdm
 
 from vidrestore.data import IMAGE_EXTENSIONS, list_media
 from vidrestore.errors import VidrestoreError
-from vidrestore.io._files import make_folder
+from vidrestore.io._files import changed_settings, folders_holding, make_folder, record_settings
 from vidrestore.nets.quality import CLASSES
 
 __all__ = ["BackgroundStats", "CurateConfig", "MANIFEST_FIELDS", "background_stats", "curate", "judge_image"]
@@ -220,44 +219,19 @@ def _settings(config: CurateConfig) -> dict[str, Any]:
 def _check_settings(out_dir: Path, config: CurateConfig) -> None:
     """Refuse to add decisions made with other settings to an OUT_DIR's manifest: the re-run would
     skip every image already judged, and the folder would follow the earlier settings."""
-    path = out_dir / _SETTINGS
     if not (out_dir / MANIFEST).is_file():
         return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    now = _settings(config)
+    if not now["model"] and now["min_class"] == "poor":  # no model used: any earlier one is no difference
+        now.pop("model")
+    changed = changed_settings(out_dir / _SETTINGS, now)
+    if changed is None:
         # Made by an older vidrestore (or the settings file was damaged): nothing to compare.
         log.warning("%s: its settings were not recorded; the decisions in %s are kept as they are (empty the "
                     "folder to judge every image with these settings)", out_dir, MANIFEST)
-        return
-    now = _settings(config)
-    if not now["model"] and now["min_class"] == "poor":
-        now["model"] = before.get("model")  # no model used: any earlier one is no difference
-    changed = [f"{key} {before.get(key)!r} → {value!r}" for key, value in now.items() if before.get(key) != value]
-    if changed:
+    elif changed:
         raise ValueError(f"{out_dir} was curated with other settings ({'; '.join(changed)}): use those, or another "
                          f"OUT_DIR (or empty this one to judge every image again)")
-
-
-def _save_settings(out_dir: Path, config: CurateConfig) -> None:
-    from vidrestore.io._files import atomic_output
-
-    with atomic_output(out_dir / _SETTINGS) as temporary:
-        temporary.write_text(json.dumps(_settings(config), indent=2) + "\n")
-
-
-def _curate_outputs(in_dir: Path) -> list[Path]:
-    """Folders under ``in_dir`` holding a curate manifest."""
-    found = []
-    for manifest in in_dir.rglob(MANIFEST):
-        try:
-            with open(manifest, newline="") as handle:
-                header = handle.readline().strip()
-        except OSError:
-            continue
-        if header == ",".join(MANIFEST_FIELDS):
-            found.append(manifest.parent.resolve())
-    return found
 
 
 def _read_manifest(path: Path) -> dict[str, dict[str, str]]:
@@ -301,9 +275,10 @@ def curate(
     _check_settings(out_dir, config)
     make_folder(out_dir)
     done = _read_manifest(manifest_path)
-    _save_settings(out_dir, config)
+    record_settings(out_dir / _SETTINGS, _settings(config))
     # Earlier curate outputs inside IN_DIR (not this one's) are copies of its images, not more of them.
-    earlier = [folder for folder in _curate_outputs(in_dir) if folder not in (out_dir, in_dir)]  # IN_DIR may be one
+    earlier = [folder for folder in folders_holding(in_dir, MANIFEST, MANIFEST_FIELDS)
+               if folder not in (out_dir, in_dir)]  # IN_DIR may be one
     for folder in earlier:
         log.warning("%s: holds an earlier curate output (%s); its images are not judged again", folder, MANIFEST)
     tasks, videos = [], 0

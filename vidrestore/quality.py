@@ -89,7 +89,7 @@ from vidrestore.degrade.sample import (
     SaltAndPepper,
 )
 from vidrestore.errors import ModelError, VidrestoreError
-from vidrestore.io._files import make_folder, remove_stale_partials
+from vidrestore.io._files import changed_settings, folders_holding, make_folder, record_settings, remove_stale_partials
 from vidrestore.parallel import pool_map
 from vidrestore.nets.quality import CLASSES, QualityNet, crop_stack, expected_score, pooled_probabilities
 
@@ -353,14 +353,6 @@ def _pool_map(function, tasks: list, jobs: int) -> Iterator:
     return pool_map(function, tasks, jobs, preload=("vidrestore.curate", "vidrestore.quality"))
 
 
-def _is_labels_csv(path: Path) -> bool:
-    try:
-        with open(path, newline="") as handle:
-            return handle.readline().strip() == ",".join(_LABEL_FIELDS)
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def label_folder(
     clean_dir: str | Path,
     out_dir: str | Path,
@@ -384,8 +376,7 @@ def label_folder(
     outputs = []
     if clean_dir.is_dir():
         top = clean_dir.resolve()
-        outputs = [folder for folder in (out_dir.resolve(), *(c.parent.resolve() for c in clean_dir.rglob(LABELS_CSV)
-                                                               if _is_labels_csv(c)))
+        outputs = [folder for folder in (out_dir.resolve(), *folders_holding(clean_dir, LABELS_CSV, _LABEL_FIELDS))
                    if folder != top and folder.is_relative_to(top)]
     sources = [p for p in list_media(clean_dir) if p.suffix.lower() in IMAGE_EXTENSIONS
                and not any(p.is_relative_to(folder) for folder in outputs)]
@@ -396,23 +387,16 @@ def label_folder(
     settings = {"crops_per_image": crops_per_image, "crop_size": crop_size, "scale_range": list(scale_range), "seed": seed}
     settings_path = out_dir / "label.json"
     if csv_path.is_file() and settings_path.is_file():
-        try:
-            before = json.loads(settings_path.read_text())
-        except (ValueError, UnicodeDecodeError):
-            before = None
-        if not isinstance(before, dict):
+        changed = changed_settings(settings_path, settings)
+        if changed is None:
             raise ValueError(f"{settings_path}: damaged (not the settings vidrestore wrote); remove it, or use "
                              "another OUT_DIR")
-        changed = [f"{key} {before.get(key)!r} → {value!r}" for key, value in settings.items() if before.get(key) != value]
         if changed:
             # The set would mix crops of both settings (old ones of photos now skipped stay on disk).
             raise ValueError(f"{out_dir} was labelled with other settings ({'; '.join(changed)}): use those, or "
                              "another OUT_DIR (or empty this one)")
     make_folder(out_dir)
-    from vidrestore.io._files import atomic_output
-
-    with atomic_output(settings_path) as temporary:
-        temporary.write_text(json.dumps(settings, indent=2) + "\n")
+    record_settings(settings_path, settings)
     existing: dict[str, list[dict[str, str]]] = {}
     if csv_path.is_file():
         with open(csv_path, newline="") as handle:
@@ -781,7 +765,7 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     SIGINT/SIGTERM finish the current batch and save a mid-epoch checkpoint; ``resume`` continues
     from that batch exactly as an uninterrupted run would (the epoch's crops are fixed by seed)."""
     from vidrestore.io._files import atomic_output
-    from vidrestore.train.checkpoint import load_checkpoint, save_checkpoint
+    from vidrestore.train.checkpoint import save_checkpoint
     from vidrestore.train.loop import StopRequest, TrainingError, lr_at, worker_init
 
     config.check()
@@ -822,20 +806,16 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     start_batch, running, seen = 0, 0.0, 0  # a mid-epoch checkpoint's place in its epoch
     if resume:
         from vidrestore.train.config import changed_fields
-        from vidrestore.train.loop import _brief
+        from vidrestore.train.loop import misfit, read_checkpoint
 
-        try:
-            state = load_checkpoint(checkpoint_path)
-        except Exception as exc:  # torch.load: RuntimeError (truncated), EOFError (empty), UnpicklingError, ...
-            raise TrainingError(f"{checkpoint_path}: unreadable checkpoint ({_brief(exc)})") from exc
+        state = read_checkpoint(checkpoint_path)
         started_with = json.loads(state.get("config") or "{}")
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            changed = [k for k in changed_fields(started_with, config.to_dict()) if k != "out_dir"]
-            raise TrainingError(f"{checkpoint_path}: does not fit these settings ({_brief(exc)}); changed since it was "
-                                f"saved: {', '.join(changed) or 'nothing'}") from exc
+            raise misfit(checkpoint_path, exc,
+                         [k for k in changed_fields(started_with, config.to_dict()) if k != "out_dir"]) from exc
         torch.set_rng_state(state["torch_rng"])
         epoch, bad_epochs = int(state["epoch"]), int(state["bad_epochs"])
         best = json.loads(state["best"])

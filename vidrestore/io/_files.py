@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import secrets
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 
-__all__ = ["atomic_output", "make_folder", "partial_path", "remove_stale_partials", "require_file", "unidentified_error"]
+__all__ = ["atomic_output", "changed_settings", "folders_holding", "make_folder", "record_settings", "partial_path", "remove_stale_partials", "require_file", "unidentified_error"]
 
 
 def require_file(path: str | Path) -> Path:
@@ -112,3 +113,37 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def changed_settings(path: Path, settings: dict[str, object]) -> list[str] | None:
+    """How ``settings`` differ from those :func:`record_settings` wrote to ``path`` ("key old →
+    new" each; empty when they are the same), or None when ``path`` holds no such record (absent,
+    damaged, or not a JSON object). Tools that add to an output folder use it to refuse mixing
+    results made with other settings."""
+    try:
+        before = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(before, dict):
+        return None
+    return [f"{key} {before.get(key)!r} → {value!r}" for key, value in settings.items() if before.get(key) != value]
+
+
+def record_settings(path: Path, settings: dict[str, object]) -> None:
+    """Write ``settings`` to ``path`` as JSON, atomically (see :func:`changed_settings`)."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def folders_holding(root: Path, name: str, header: list[str]) -> list[Path]:
+    """Folders under ``root`` (itself included) holding a CSV ``name`` whose first line is
+    ``header``: earlier outputs of a tool that writes that CSV."""
+    found = []
+    for csv_file in Path(root).rglob(name):
+        try:
+            with open(csv_file, newline="") as handle:
+                if handle.readline().strip() == ",".join(header):
+                    found.append(csv_file.parent.resolve())
+        except (OSError, UnicodeDecodeError):
+            continue
+    return found

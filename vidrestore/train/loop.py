@@ -229,10 +229,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     total = config.g_pretrain_steps + config.d_pretrain_steps + config.steps
     step, best_psnr, elapsed_before = 0, -math.inf, 0.0
     if resume:
-        try:
-            state = load_checkpoint(checkpoint_path)
-        except Exception as exc:  # torch.load: RuntimeError (truncated), EOFError (empty), UnpicklingError, ...
-            raise TrainingError(f"{checkpoint_path}: unreadable checkpoint ({_brief(exc)})") from exc
+        state = read_checkpoint(checkpoint_path)
         # A moved run folder or a stop_after is no change to the run.
         before = json.loads(state.get("config") or "{}")
         for name in ("train_data", "val_data"):  # saved relative by earlier versions
@@ -248,8 +245,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             torch.set_rng_state(state["torch_rng"])
             step, best_psnr, elapsed_before = int(state["step"]), float(state["best_psnr"]), float(state["elapsed"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise TrainingError(f"{checkpoint_path}: does not fit these settings ({_brief(exc)}); changed since it was "
-                                f"saved: {', '.join(changed) or 'nothing'}") from exc
+            raise misfit(checkpoint_path, exc, changed) from exc
         log.info("resumed from %s at step %d", checkpoint_path, step)
         if changed:
             # Allowed (a schedule or thread count may change mid-run) but no longer the run that started.
@@ -545,6 +541,20 @@ def _batches(loader: DataLoader, stop: StopRequest, *, alone: bool = True) -> It
             log.warning("the data loader failed after the stop request (%s: %s)", type(exc).__name__, exc)
             return
         yield batch
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A run's checkpoint, or a TrainingError saying it cannot be read (shared by both trainers)."""
+    try:
+        return load_checkpoint(path)
+    except Exception as exc:  # torch.load: RuntimeError (truncated), EOFError (empty), ValueError (damaged), ...
+        raise TrainingError(f"{path}: unreadable checkpoint ({_brief(exc)})") from exc
+
+
+def misfit(path: Path, exc: BaseException, changed: list[str]) -> TrainingError:
+    """The error for a checkpoint whose state does not load into the models these settings build."""
+    return TrainingError(f"{path}: does not fit these settings ({_brief(exc)}); changed since it was saved: "
+                         f"{', '.join(changed) or 'nothing'}")
 
 
 def _brief(exc: BaseException) -> str:
