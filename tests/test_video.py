@@ -154,6 +154,31 @@ def test_interrupted_run_leaves_no_half_file_and_resumes_where_it_stopped(restor
     assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, want))  # bitwise an uninterrupted run
 
 
+def test_sigterm_stops_a_restore_like_ctrl_c_and_the_next_run_continues(tiny_model_path, tmp_path):
+    """A scheduler's or `timeout`'s SIGTERM killed `restore` mid-write: no message, exit -15, the
+    segment being written left as a temporary file. It now stops as Ctrl-C does."""
+    import signal
+    import time
+
+    out = tmp_path / "out.mkv"
+    command = [sys.executable, "-m", "vidrestore.cli", "restore", str(SAMPLE), "-o", str(out), "--model",
+               str(tiny_model_path), "--codec", "ffv1", "--segment-frames", "4"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    work = tmp_path / ".out.mkv.parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(work.glob("0*.mkv"))) < 2 and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and stderr.strip().endswith("terminated"), stderr
+    assert not out.exists() and not [p.name for p in work.iterdir() if "partial" in p.name]
+    kept = len(list(work.glob("0*.mkv")))
+    assert 2 <= kept < 12
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert not work.exists() and len(read_all(out)) == 48
+
+
 def test_a_short_segment_from_a_source_cut_while_read_is_restored_again(restorer, tmp_path, monkeypatch):
     """A source cut short while being read (then put back as it was) left a 3-frame segment kept
     as a finished 10-frame one: the resume skipped 7 frames and said nothing."""

@@ -21,7 +21,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from vidrestore.errors import VidrestoreError
@@ -400,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         args.jobs = None
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # A scheduler, `timeout` or `kill` stops a job with SIGTERM: stop as Ctrl-C does (temporary
+        # files removed, finished video segments kept for the next run, a training run saved —
+        # the trainers take over both signals while they run), not mid-write.
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         # Warnings go above the progress bars, not into the middle of a bar's line.
         with logging_redirect_tqdm():
@@ -421,9 +429,23 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{name}: " if name and str(name) not in (exc.strerror or "") else ""
         print(f"vidrestore {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so the same clean-up runs."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 if __name__ == "__main__":
