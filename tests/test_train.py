@@ -180,6 +180,24 @@ def test_ddp_two_cpu_processes_agree(image_folder, tmp_path):
     assert (out / "best.safetensors").is_file()
 
 
+def test_resuming_with_another_world_size_says_the_global_batch_changed(image_folder, tmp_path, caplog):
+    """Each process draws batch_size pairs: a 2-process run resumed in one process trains on half
+    the global batch from there on. It was silent; it is now named with the other changed settings."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    settings = [a for item in TINY + ["d_pretrain_steps=1", "val_every=3"] for a in ("--set", item)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vidrestore.cli",
+           "train", "--train-data", str(image_folder / "train"), "--val-data", str(image_folder / "val"), "--out", str(out),
+           "--steps", "2", *settings]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with caplog.at_level("WARNING", logger="vidrestore.train.loop"):
+        summary = train(tiny_config(image_folder, out, "d_pretrain_steps=1", "val_every=3", "steps=3"), resume=True)
+    assert summary["step"] == 4
+    assert "world_size (2 -> 1 processes: global batch 4 -> 2)" in caplog.text
+    assert "steps" in caplog.text  # the other change is still named
+
+
 def test_overrides_and_lr_schedule():
     config = apply_overrides(TrainConfig(), ["generator.base_channels=48", "degrade.jpeg.quality=30,90", "k2=0.5"])
     assert config.generator.base_channels == 48 and config.degrade.jpeg.quality == (30, 90) and config.k2 == 0.5

@@ -236,6 +236,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             if before.get(name):
                 before[name] = _absolute(before[name])
         changed = [name for name in changed_fields(before, saved_config.to_dict()) if name not in ("out_dir", "stop_after")]
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != dist_info.world_size:  # each process draws batch_size: the global batch changes
+            changed.append(f"world_size ({saved_world} -> {dist_info.world_size} processes: global batch "
+                           f"{saved_world * config.batch_size} -> {dist_info.world_size * config.batch_size})")
         try:
             generator.load_state_dict(state["generator"])
             discriminator.load_state_dict(state["discriminator"])
@@ -296,6 +300,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             "opt_d": opt_d.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "step": step,
+            "world_size": dist_info.world_size,
             "best_psnr": best_psnr,
             "elapsed": elapsed_before + time.perf_counter() - started,
             "config": json.dumps(saved_config.to_dict()),
