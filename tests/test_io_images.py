@@ -162,6 +162,32 @@ def test_grayscale_stays_one_channel(suffix: str, tmp_path: Path) -> None:
     assert image.is_gray and not image.has_alpha and image.pixels.shape == (12, 17, 1)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
+def test_indexed_gray_stays_gray_and_indexed_colour_stays_colour(suffix: str, tmp_path: Path) -> None:
+    """An indexed picture whose colours are grays was widened to RGB (and written back as RGB)."""
+    gray = random_pixels(1, np.uint8)[..., 0]
+    indexed = PillowImage.fromarray(gray).convert("P")  # Pillow gives L → P a gray palette
+    indexed.save(tmp_path / f"scan{suffix}")
+    image = read_image(tmp_path / f"scan{suffix}")
+    assert image.is_gray and not image.has_alpha
+    np.testing.assert_array_equal(image.pixels[..., 0], gray)
+    colour = PillowImage.fromarray(random_pixels(3, np.uint8)).quantize(16)
+    colour.save(tmp_path / f"colour{suffix}")
+    image = read_image(tmp_path / f"colour{suffix}")
+    assert image.pixels.shape == (12, 17, 3)
+    np.testing.assert_array_equal(image.pixels, np.asarray(colour.convert("RGB")))
+
+
+def test_indexed_gray_with_transparency_becomes_gray_and_alpha(tmp_path: Path) -> None:
+    indexed = PillowImage.fromarray(np.tile(np.arange(0, 256, 16, dtype=np.uint8), (4, 1))).convert("P")
+    indexed.info["transparency"] = int(np.asarray(indexed)[0, 0])
+    indexed.save(tmp_path / "mask.png", transparency=indexed.info["transparency"])
+    pixels = read_image(tmp_path / "mask.png").pixels
+    assert pixels.shape == (4, 16, 2)
+    np.testing.assert_array_equal(pixels[..., 0], np.tile(np.arange(0, 256, 16), (4, 1)))
+    assert pixels[0, 0, 1] == 0 and (pixels[:, 1:, 1] == 255).all()
+
+
 def test_one_bit_becomes_gray_uint8(tmp_path: Path) -> None:
     PillowImage.fromarray(np.eye(8, dtype=bool)).save(tmp_path / "mask.png")
     pixels = read_image(tmp_path / "mask.png").pixels

@@ -377,6 +377,12 @@ def _pixels_from_pillow(
             return np.asarray(converted), _SRGB_PROFILE.tobytes()
         except ImageCms.PyCMSError as error:
             logger.warning("%s: CMYK ICC profile unusable (%s); converting without it", path, error)
+    if mode in ("P", "PA") and _gray_palette(picture):
+        # An indexed picture whose colours are all grays (common for scans and line art) is gray
+        # data: restored and written as gray, not widened to RGB.
+        pixels = np.asarray(picture.convert("RGBA"))
+        has_alpha = mode == "PA" or "transparency" in picture.info
+        return (pixels[..., [0, 3]] if has_alpha else pixels[..., :1]), icc_profile
     if "transparency" in picture.info and mode in ("P", "L", "RGB"):
         target = "LA" if mode == "L" else "RGBA"
     else:
@@ -387,6 +393,19 @@ def _pixels_from_pillow(
         icc_profile = None  # a CMYK profile does not describe the RGB result
     pixels = np.asarray(picture if target == mode else picture.convert(target))
     return (pixels[..., None] if pixels.ndim == 2 else pixels), icc_profile
+
+
+def _gray_palette(picture: PillowImage.Image) -> bool:
+    """Whether every palette entry the pixels use has R == G == B."""
+    if picture.palette is None or picture.palette.mode != "RGB":
+        return False
+    palette = np.asarray(picture.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    indices = np.asarray(picture.getchannel(0) if picture.mode == "PA" else picture)
+    counts = np.bincount(indices.ravel(), minlength=len(palette))
+    if len(palette) == 0 or len(counts) > len(palette):  # an index past the palette: let Pillow decide
+        return False
+    colours = palette[np.flatnonzero(counts)]
+    return bool((colours == colours[:, :1]).all())
 
 
 def _read_16_bit_colour(path: Path, *, gray_alpha: bool) -> np.ndarray:
