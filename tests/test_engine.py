@@ -426,6 +426,16 @@ def test_huge_finite_values_are_not_taken_for_nan(restorer: Restorer) -> None:
     assert restorer(frames).shape == frames.shape
 
 
+def test_float64_beyond_float32_is_refused_not_returned_as_nan(restorer: Restorer) -> None:
+    """1e300 is finite in float64 but infinite to the float32 model: every output pixel was NaN."""
+    frames = np.full((2, 16, 16, 3), 0.5)
+    frames[1, 3, 3, 0] = 1e300
+    with pytest.raises(ValueError, match=r"frames \[1\] have NaN or infinite pixels \(as float32\)"):
+        restorer(frames)
+    with pytest.raises(ValueError, match=r"frames \[1\]"):
+        restorer(torch.from_numpy(frames).permute(0, 3, 1, 2))
+
+
 def test_nan_alpha_and_read_only_frames_are_fine(restorer: Restorer) -> None:
     """Only colour is checked for NaN (alpha is copied through); read-only arrays (decoded images
     often are) restore without torch's warning about non-writable memory."""
@@ -471,6 +481,8 @@ def test_bad_options_raise_clear_errors(model: UNet, options: dict, error: type,
 def test_bad_models_raise_clear_errors(tmp_path) -> None:
     with pytest.raises(ModelError, match="not found"):
         Restorer(tmp_path / "missing.safetensors")
+    with pytest.raises(ModelError, match="is a folder, not a model file"):
+        Restorer(tmp_path)
     with pytest.raises(TypeError, match="nn.Module"):
         Restorer(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="RGB to RGB"):

@@ -458,9 +458,9 @@ def test_strength_zero_gives_the_clip_back(tiny_model_file: Path, identity: Rest
         return
     changed = vr.restore(source, model=str(tiny_model_file), device="cpu", precision="fp32", temporal=False)
     assert [frame_bytes(f) for f in changed.frames()] != [frame_bytes(f) for f in untouched.frames()]
-    with pytest.raises(vs.Error, match="strength belong to the Restorer"):
+    with pytest.raises(vs.Error, match="strength belongs to the Restorer"):
         vr.restore(source, restorer=identity, strength=0.5)
-    with pytest.raises(vs.Error, match="correction_floor belong to the Restorer"):
+    with pytest.raises(vs.Error, match="correction_floor belongs to the Restorer"):
         vr.restore(source, restorer=identity, correction_floor=2.0)
 
 
@@ -495,7 +495,8 @@ def test_an_untagged_clip_gets_the_file_pipelines_matrix(identity: Restorer) -> 
     assert max(np.abs(a - b).max() for a, b in zip(planes(seen), planes(expected))) < 1e-3
 
 
-@pytest.mark.parametrize("props", [{"_Matrix": 3}, {"_ChromaLocation": 9}, {"_Matrix": 2, "_ChromaLocation": -1}])
+@pytest.mark.parametrize("props", [{"_Matrix": 3}, {"_ChromaLocation": 9}, {"_Matrix": 2, "_ChromaLocation": -1},
+                                   {"_Matrix": 0}, {"_Matrix": 11}, {"_Matrix": 99}])
 def test_reserved_colour_props_fall_back_to_the_defaults(identity: Restorer, props: dict) -> None:
     """resize prefers a frame's props to its arguments: the filter's fallbacks must reach it."""
     source = in_format(clip_from(pictures(1)), "YUV420P8")
@@ -504,6 +505,69 @@ def test_reserved_colour_props_fall_back_to_the_defaults(identity: Restorer, pro
     got = vr.restore(core.std.SetFrameProps(untagged, **props), restorer=identity, temporal=False,
                      format=vs.RGBS).get_frame(0)
     assert frame_bytes(got) == frame_bytes(expected)
+
+
+@pytest.mark.parametrize("name", ["YUV420P10", "YUV444P16"])
+@pytest.mark.parametrize("tags", [(10, 9, 14), (10, 2, 2), (12, 1, 1), (13, 9, 14), (14, 9, 16)])
+def test_matrices_defined_by_primaries_and_transfer(identity: Restorer, name: str, tags: tuple) -> None:
+    """BT.2020 constant luminance, the chromaticity-derived matrices and ICtCp need the frame's
+    primaries and transfer: the filter dropped them and resize failed on the first frame."""
+    matrix, primaries, transfer = tags
+    real = (9, 14) if primaries == 2 else (primaries, transfer)  # unspecified: BT.2020 CL's own
+    encoded = core.resize.Bicubic(clip_from(pictures(2)), format=getattr(vs, name), matrix=matrix, range=0,
+                                  primaries=real[0], transfer=real[1], primaries_in=real[0], transfer_in=real[1])
+    source = core.std.SetFrameProps(encoded, _Primaries=primaries, _Transfer=transfer)
+    seen = vr.restore(source, restorer=identity, temporal=False, format=vs.RGBS).get_frame(1)
+    expected = core.resize.Bicubic(core.std.RemoveFrameProps(source, props=["_Primaries", "_Transfer"]),
+                                   format=vs.RGBS, matrix_in=matrix, primaries_in=real[0],
+                                   transfer_in=real[1]).get_frame(1)
+    assert max(np.abs(a - b).max() for a, b in zip(planes(seen), planes(expected))) < 1e-3
+    def error(frame: vs.VideoFrame) -> int:
+        return max(np.abs(a.astype(np.int64) - b).max() for a, b in zip(planes(frame), planes(source.get_frame(1))))
+
+    back = vr.restore(source, restorer=identity, temporal=False).get_frame(1)
+    # The identity model: the clip comes back, as exactly as resize's own round trip gives it
+    # (its transfer curves are tabulated: up to 25 codes of 65535 for ICtCp).
+    plain = core.resize.Bicubic(core.resize.Bicubic(encoded, format=vs.RGBS, matrix_in=matrix, primaries_in=real[0],
+                                                    transfer_in=real[1]),
+                                format=source.format, matrix=matrix, range=0, primaries=real[0], transfer=real[1],
+                                primaries_in=real[0], transfer_in=real[1])
+    assert error(back) <= error(plain.get_frame(1)) + 1
+    assert back.props["_Matrix"] == matrix
+
+
+def test_nan_names_the_source_frame_and_a_bad_restorer_output_is_refused(identity: Restorer) -> None:
+    """The engine's "frames [1] have NaN" counted inside a batch of four; a restorer handing back
+    0-255 integers saturated every pixel without a word; temporal="no" switched the stage on."""
+    clean = clip_from(pictures(8))
+
+    def put_nan(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        if n == 5:
+            np.asarray(out[0])[3, 3] = np.nan
+        return out
+
+    broken = vr.restore(core.std.ModifyFrame(clean, clean, put_nan), restorer=identity, temporal=False)
+    for n in (4, 5):
+        with pytest.raises(vs.Error, match="source frame 5 has NaN or infinite pixels; frames 4-7 are restored together"):
+            broken.get_frame(n)
+    assert broken.get_frame(3) is not None
+    to_bytes = vr.restore(clean, restorer=lambda batch: (batch * 255).astype(np.uint8), temporal=False)
+    with pytest.raises(vs.Error, match="returned uint8 pixels; it must return float RGB"):
+        to_bytes.get_frame(0)
+    with pytest.raises(vs.Error, match="temporal must be True or False"):
+        vr.restore(clean, restorer=identity, temporal="no")
+    assert vr.restore(clean, restorer=identity, temporal=0).get_frame(0) is not None
+
+
+def test_a_matrix_without_the_tags_it_needs_is_a_clear_error(identity: Restorer) -> None:
+    source = in_format(clip_from(pictures(1)), "YUV444P8")
+    for props, message in (({"_Matrix": 12, "_Primaries": 2}, "_Matrix 12 needs _Primaries and _Transfer"),
+                           ({"_Matrix": 14, "_Transfer": 1}, r"_Matrix 14 \(ICtCp\) needs _Transfer 16 \(PQ\) or 18")):
+        clip = vr.restore(core.std.SetFrameProps(core.std.RemoveFrameProps(source, props=["_Primaries", "_Transfer"]),
+                                                 **props), restorer=identity, temporal=False)
+        with pytest.raises(vs.Error, match=message):
+            clip.get_frame(0)
 
 
 @pytest.mark.parametrize("name", ["RGB24", "YUV444P8", "YUV420P8"])

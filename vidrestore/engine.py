@@ -572,10 +572,13 @@ class Restorer:
         # float32 sum is NaN or inf when any term is (2 ms for four 1080p frames; an elementwise
         # test or a float64 sum, 60 ms); only when it is not finite (or overflowed) is each pixel tested.
         color = batch[:, :color_channels]
-        if batch.is_floating_point() and not bool(torch.isfinite(color.sum(dtype=torch.float32))):
-            finite = torch.isfinite(color).flatten(1).all(dim=1)
+        # float64 beyond float32's range becomes infinite on its way to the model: tested as float32.
+        probe = color.to(torch.float32) if batch.dtype == torch.float64 else color
+        if batch.is_floating_point() and not bool(torch.isfinite(probe.sum(dtype=torch.float32))):
+            finite = torch.isfinite(probe).flatten(1).all(dim=1)
             if not bool(finite.all()):
-                raise ValueError(f"frames {torch.nonzero(~finite).flatten().tolist()[:10]} have NaN or infinite pixels")
+                raise ValueError(f"frames {torch.nonzero(~finite).flatten().tolist()[:10]} have NaN or infinite pixels"
+                                 f"{' (as float32)' if batch.dtype == torch.float64 else ''}")
         output = torch.empty_like(batch)
         source, hidden = color, None
         if channels in (2, 4):

@@ -73,6 +73,15 @@ _COLOUR_PROPS = ("_Matrix", "_Range", "_ColorRange", "_ChromaLocation")
 _RESIZE_PROPS = [*_COLOUR_PROPS, "_Primaries", "_Transfer"]
 _MATRIX_UNSPECIFIED, _MATRIX_RESERVED = 2, 3
 _MATRIX_BT470BG, _MATRIX_SMPTE170M = 5, 6
+# The _Matrix values resize converts YUV with (ITU-T H.273): 709, FCC, 470BG, 170M, 240M, YCgCo,
+# 2020 NCL, 2020 CL, chromaticity-derived NCL and CL, ICtCp.
+_YUV_MATRICES = frozenset({1, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14})
+# Matrices defined through primaries and transfer: (default primaries, default transfer) when
+# the frame has none. BT.2020 CL has the standard's own (BT.2020, its BT.709-shaped curve); the
+# chromaticity-derived matrices and ICtCp (PQ or HLG) have no default.
+_MATRIX_ICTCP, _ICTCP_TRANSFERS = 14, (16, 18)
+_MATRIX_NEEDS: dict[int, tuple[int | None, int | None]] = {10: (9, 14), 12: (None, None), 13: (None, None),
+                                                          14: (9, None)}
 # BT.601 luma weights (0.299, 0.587, 0.114), the ones the engine uses for gray frames.
 _MATRIX_GRAY = _MATRIX_SMPTE170M
 _CHROMA_LEFT = 0
@@ -109,18 +118,35 @@ def _default_matrix(width: int, height: int) -> int:
 
 @dataclass(frozen=True)
 class _Colour:
-    """How one frame's integer/float samples map to RGB: resize's ``matrix``/``range``/``chromaloc``."""
+    """How one frame's integer/float samples map to RGB: resize's ``matrix``/``range``/``chromaloc``,
+    and ``primaries``/``transfer`` for the matrices that need them (``None`` otherwise)."""
 
     matrix: int
     range: int
     chromaloc: int
+    primaries: int | None = None
+    transfer: int | None = None
 
 
 def _frame_colour(props: Mapping[str, Any], family: vs.ColorFamily, width: int, height: int) -> _Colour:
-    """The colour description of a frame of ``family``: its props, defaults where they are missing."""
+    """The colour description of a frame of ``family``: its props, defaults where they are missing
+    (or where the ``_Matrix`` is one YUV cannot have: RGB's 0, SMPTE 2085's 11, out of range)."""
     matrix = props.get("_Matrix")
-    if not isinstance(matrix, int) or matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RESERVED):
+    if not isinstance(matrix, int) or matrix not in _YUV_MATRICES:
         matrix = _default_matrix(width, height) if family == vs.YUV else _MATRIX_GRAY
+    primaries = transfer = None
+    if family == vs.YUV and matrix in _MATRIX_NEEDS:
+        # Constant-luminance, chromaticity-derived and ICtCp matrices are defined through the
+        # primaries and the transfer curve: resize needs both, from the frame or the standard's.
+        primaries, transfer = (_valid_tag(props.get(name), default)
+                               for name, default in zip(("_Primaries", "_Transfer"), _MATRIX_NEEDS[matrix]))
+        if matrix == _MATRIX_ICTCP and transfer not in (None, *_ICTCP_TRANSFERS):
+            raise vs.Error(f"{_NAME}: _Matrix 14 (ICtCp) needs _Transfer 16 (PQ) or 18 (HLG), the frame has {transfer}")
+        if primaries is None or transfer is None:
+            missing = " and ".join(name for name, value in (("_Primaries", primaries), ("_Transfer", transfer))
+                                   if value is None)
+            raise vs.Error(f"{_NAME}: _Matrix {matrix} needs {missing} on the frame (it has none usable); "
+                           "set them with std.SetFrameProps")
     if "_Range" in props:
         colour_range = _RANGE_FULL if int(props["_Range"]) == _RANGE_FULL else _RANGE_LIMITED
     elif "_ColorRange" in props:  # deprecated prop, opposite numbering: 0 = full, 1 = limited
@@ -130,12 +156,30 @@ def _frame_colour(props: Mapping[str, Any], family: vs.ColorFamily, width: int, 
     chromaloc = props.get("_ChromaLocation")
     if not isinstance(chromaloc, int) or not 0 <= chromaloc <= 5:
         chromaloc = _CHROMA_LEFT
-    return _Colour(matrix, colour_range, chromaloc)
+    return _Colour(matrix, colour_range, chromaloc, primaries, transfer)
+
+
+def _valid_tag(value: Any, default: int | None) -> int | None:
+    """A ``_Primaries``/``_Transfer`` value resize can use, else ``default``."""
+    return value if isinstance(value, int) and value > 0 and value not in (2, 3) else default
+
+
+def _yuv_arguments(colour: _Colour, suffix: str) -> dict[str, int]:
+    """resize's arguments for a YUV side: ``matrix``, ``range``, ``chromaloc`` (+ ``primaries`` and
+    ``transfer`` where the matrix needs them), each name with ``suffix`` (``"_in"`` or ``""``)."""
+    arguments = {"matrix": colour.matrix, "range": colour.range, "chromaloc": colour.chromaloc}
+    if colour.primaries is not None and colour.transfer is not None:
+        arguments |= {"primaries": colour.primaries, "transfer": colour.transfer}
+    arguments = {name + suffix: value for name, value in arguments.items()}
+    if colour.primaries is not None and colour.transfer is not None and not suffix:
+        # The RGB side (props removed) is in the same primaries and transfer.
+        arguments |= {"primaries_in": colour.primaries, "transfer_in": colour.transfer}
+    return arguments
 
 
 def _to_rgbs_arguments(colour: _Colour, family: vs.ColorFamily) -> dict[str, int]:
     if family == vs.YUV:
-        return {"matrix_in": colour.matrix, "range_in": colour.range, "chromaloc_in": colour.chromaloc}
+        return _yuv_arguments(colour, "_in")
     return {"range_in": colour.range}  # RGB, and GRAY (replicated to R = G = B)
 
 
@@ -147,7 +191,7 @@ def _from_rgbs_arguments(
     if out_family != in_family:
         colour = _frame_colour({}, out_family, width, height)
     if out_family == vs.YUV:
-        return {"matrix": colour.matrix, "range": colour.range, "chromaloc": colour.chromaloc}
+        return _yuv_arguments(colour, "")
     if out_family == vs.GRAY:
         return {"matrix": _MATRIX_GRAY, "range": colour.range}
     return {"range": colour.range}
@@ -201,8 +245,7 @@ def _with_correction(
     float_format = core.query_video_format(vs.YUV, vs.FLOAT, 32, fmt.subsampling_w, fmt.subsampling_h)
 
     def from_rgbs(props: Mapping[str, Any]) -> dict[str, int]:
-        c = colour(props)
-        return {"matrix": c.matrix, "range": c.range, "chromaloc": c.chromaloc}
+        return _yuv_arguments(colour(props), "")
 
     def same_range(props: Mapping[str, Any]) -> dict[str, int]:
         c = colour(props)
@@ -322,11 +365,22 @@ class _TemporalRestore:
         start = index * self.chunk
         stop = min(start + self.chunk, self.num_frames)
         batch = np.stack([images(m) for m in range(start, stop)])
-        with self.streams:
-            restored = self.restorer(batch)
+        try:
+            with self.streams:
+                restored = self.restorer(batch)
+        except ValueError as exc:
+            bad = [start + i for i, image in enumerate(batch) if not np.isfinite(image).all()]
+            if not bad:
+                raise
+            together = f"; frames {start}-{stop - 1} are restored together, so each of them fails" if stop - start > 1 else ""
+            raise vs.Error(f"{_NAME}: source frame{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} "
+                           f"{'have' if len(bad) > 1 else 'has'} NaN or infinite pixels{together}") from exc
         restored = np.asarray(restored)
         if restored.shape != batch.shape:
             raise vs.Error(f"{_NAME}: the restorer returned shape {restored.shape} for input {batch.shape}")
+        if restored.dtype.kind != "f":
+            raise vs.Error(f"{_NAME}: the restorer returned {restored.dtype} pixels; it must return float RGB in "
+                           "[0, 1], as it is given")
         logger.debug("restored frames %d-%d", start, stop - 1)
         return [_Restored(image, luma_u8(image)) for image in np.ascontiguousarray(restored, dtype=np.float32)]
 
@@ -466,6 +520,8 @@ def restore(
         raise vs.Error(f"{_NAME}: {clip.width}x{clip.height} cannot be subsampled as {out_format.name}")
     batch_size = _check_int(batch_size, "batch_size", 1)
     temporal_radius = _check_int(temporal_radius, "temporal_radius", 0)
+    if not (isinstance(temporal, bool) or (isinstance(temporal, int) and temporal in (0, 1))):
+        raise vs.Error(f"{_NAME}: temporal must be True or False (or 1/0), got {temporal!r}")
     if num_streams is not None:
         _check_int(num_streams, "num_streams", 1)
     try:
@@ -492,8 +548,8 @@ def restore(
             ("tile", tile, 512), ("tile_overlap", tile_overlap, 32), ("strength", strength, 1.0),
             ("correction_floor", correction_floor, DEFAULT_CORRECTION_FLOOR)) if value != default]
         if given:
-            raise vs.Error(f"{_NAME}: {', '.join(given)} belong to the Restorer; pass them when building it, "
-                           "not together with restorer=")
+            raise vs.Error(f"{_NAME}: {', '.join(given)} {'belongs' if len(given) == 1 else 'belong'} to the "
+                           "Restorer; pass them when building it, not together with restorer=")
     if num_streams is None:
         on_cuda = getattr(getattr(restorer, "device", None), "type", "cpu") == "cuda"
         num_streams = 2 if on_cuda else 1

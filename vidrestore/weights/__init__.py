@@ -78,6 +78,8 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     """``(tensors with module./_orig_mod. prefixes stripped, metadata)`` of a safetensors file;
     :class:`ModelError` naming the path when it is missing or unreadable. Never unpickles."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a model file (a generator .safetensors)")
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     try:
