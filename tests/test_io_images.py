@@ -188,6 +188,28 @@ def test_indexed_gray_with_transparency_becomes_gray_and_alpha(tmp_path: Path) -
     assert pixels[0, 0, 1] == 0 and (pixels[:, 1:, 1] == 255).all()
 
 
+def test_indexed_gray_keeps_rgb_when_a_colour_key_or_profile_says_so(tmp_path: Path) -> None:
+    """A hidden (alpha 0) palette colour does not count; an RGB ICC profile keeps the picture RGB
+    (a gray PNG cannot carry one: libpng drops it and warns)."""
+    values = np.tile(np.arange(0, 240, 16, dtype=np.uint8), (4, 1))
+    indexed = PillowImage.fromarray(values).convert("P")
+    palette = indexed.getpalette()
+    key = int(values.max()) + 1
+    palette[3 * key : 3 * key + 3] = [255, 0, 255]  # a magenta colour key, at alpha 0
+    indexed.putpalette(palette)
+    keyed = np.asarray(indexed).copy()
+    keyed[0, 0] = key
+    picture = PillowImage.frombytes("P", (keyed.shape[1], keyed.shape[0]), keyed.tobytes())
+    picture.putpalette(palette)
+    picture.save(tmp_path / "keyed.png", transparency=key)
+    pixels = read_image(tmp_path / "keyed.png").pixels
+    assert pixels.shape == (4, 15, 2) and pixels[0, 0, 1] == 0 and (pixels[1:, :, 0] == values[1:]).all()
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    PillowImage.fromarray(values).convert("P").save(tmp_path / "profiled.png", icc_profile=srgb)
+    image = read_image(tmp_path / "profiled.png")
+    assert image.pixels.shape == (4, 15, 3) and image.icc_profile == srgb
+
+
 def test_one_bit_becomes_gray_uint8(tmp_path: Path) -> None:
     PillowImage.fromarray(np.eye(8, dtype=bool)).save(tmp_path / "mask.png")
     pixels = read_image(tmp_path / "mask.png").pixels

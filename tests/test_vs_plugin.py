@@ -508,12 +508,15 @@ def test_reserved_colour_props_fall_back_to_the_defaults(identity: Restorer, pro
 
 
 @pytest.mark.parametrize("name", ["YUV420P10", "YUV444P16"])
-@pytest.mark.parametrize("tags", [(10, 9, 14), (10, 2, 2), (12, 1, 1), (13, 9, 14), (14, 9, 16)])
-def test_matrices_defined_by_primaries_and_transfer(identity: Restorer, name: str, tags: tuple) -> None:
+@pytest.mark.parametrize("tags", [(10, 9, 14), (10, 2, 2), (10, 9, 99), (12, 1, 1), (12, 1, 2), (13, 9, 14),
+                                  (14, 9, 16)])
+def test_matrices_defined_by_primaries_and_transfer(identity: Restorer, perturbed: Restorer, name: str,
+                                                    tags: tuple) -> None:
     """BT.2020 constant luminance, the chromaticity-derived matrices and ICtCp need the frame's
     primaries and transfer: the filter dropped them and resize failed on the first frame."""
     matrix, primaries, transfer = tags
-    real = (9, 14) if primaries == 2 else (primaries, transfer)  # unspecified: BT.2020 CL's own
+    # Unspecified, or a curve CL cannot have: BT.2020 CL's own; NCL chromaticity-derived ignores the curve.
+    real = (9, 14) if matrix == 10 and (primaries, transfer) != (9, 14) else (primaries, 1 if transfer == 2 else transfer)
     encoded = core.resize.Bicubic(clip_from(pictures(2)), format=getattr(vs, name), matrix=matrix, range=0,
                                   primaries=real[0], transfer=real[1], primaries_in=real[0], transfer_in=real[1])
     source = core.std.SetFrameProps(encoded, _Primaries=primaries, _Transfer=transfer)
@@ -534,6 +537,17 @@ def test_matrices_defined_by_primaries_and_transfer(identity: Restorer, name: st
                                 primaries_in=real[0], transfer_in=real[1])
     assert error(back) <= error(plain.get_frame(1)) + 1
     assert back.props["_Matrix"] == matrix
+    # A model that changes the picture: its RGB output goes back to YUV with the same description
+    # (for 4:2:0 as the correction, whose conversions cancel only for the identity model).
+    changed = vr.restore(source, restorer=perturbed, temporal=False)
+    changed_rgb = vr.restore(source, restorer=perturbed, temporal=False, format=vs.RGBS)
+    direct = core.resize.Bicubic(core.std.RemoveFrameProps(changed_rgb, props=["_Primaries", "_Transfer"]),
+                                 format=source.format, matrix=matrix, range=0, primaries=real[0],
+                                 transfer=real[1], primaries_in=real[0], transfer_in=real[1])
+    offsets = [np.abs(a.astype(np.float64) - b).mean() for a, b in zip(planes(changed.get_frame(1)),
+                                                                       planes(direct.get_frame(1)))]
+    top = (1 << source.format.bits_per_sample) - 1
+    assert max(offsets) < 0.002 * top, offsets  # 2 codes of 1023; a wrong curve or matrix is far more
 
 
 def test_nan_names_the_source_frame_and_a_bad_restorer_output_is_refused(identity: Restorer) -> None:
@@ -562,8 +576,10 @@ def test_nan_names_the_source_frame_and_a_bad_restorer_output_is_refused(identit
 
 def test_a_matrix_without_the_tags_it_needs_is_a_clear_error(identity: Restorer) -> None:
     source = in_format(clip_from(pictures(1)), "YUV444P8")
-    for props, message in (({"_Matrix": 12, "_Primaries": 2}, "_Matrix 12 needs _Primaries and _Transfer"),
-                           ({"_Matrix": 14, "_Transfer": 1}, r"_Matrix 14 \(ICtCp\) needs _Transfer 16 \(PQ\) or 18")):
+    for props, message in (({"_Matrix": 12, "_Primaries": 2}, r"_Matrix 12 needs _Primaries in \[1, 4, .*\(it has 2\)"),
+                           ({"_Matrix": 13, "_Primaries": 1}, r"_Matrix 13 needs _Transfer in .*\(it has none\)"),
+                           ({"_Matrix": 13, "_Primaries": 1, "_Transfer": 99}, r"_Transfer in .*\(it has 99\)"),
+                           ({"_Matrix": 14, "_Transfer": 1}, r"_Matrix 14 needs _Transfer in \[16, 18\]")):
         clip = vr.restore(core.std.SetFrameProps(core.std.RemoveFrameProps(source, props=["_Primaries", "_Transfer"]),
                                                  **props), restorer=identity, temporal=False)
         with pytest.raises(vs.Error, match=message):

@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     previous = None
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) != signal.SIG_IGN:
         # A scheduler, `timeout` or `kill` stops a job with SIGTERM: stop as Ctrl-C does (temporary
         # files removed, finished video segments kept for the next run, a training run saved —
         # the trainers take over both signals while they run), not mid-write.

@@ -76,12 +76,18 @@ _MATRIX_BT470BG, _MATRIX_SMPTE170M = 5, 6
 # The _Matrix values resize converts YUV with (ITU-T H.273): 709, FCC, 470BG, 170M, 240M, YCgCo,
 # 2020 NCL, 2020 CL, chromaticity-derived NCL and CL, ICtCp.
 _YUV_MATRICES = frozenset({1, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14})
-# Matrices defined through primaries and transfer: (default primaries, default transfer) when
-# the frame has none. BT.2020 CL has the standard's own (BT.2020, its BT.709-shaped curve); the
-# chromaticity-derived matrices and ICtCp (PQ or HLG) have no default.
-_MATRIX_ICTCP, _ICTCP_TRANSFERS = 14, (16, 18)
-_MATRIX_NEEDS: dict[int, tuple[int | None, int | None]] = {10: (9, 14), 12: (None, None), 13: (None, None),
-                                                          14: (9, None)}
+# Matrices defined through primaries and transfer: for each, the ``_Primaries`` and ``_Transfer``
+# values resize accepts with it, and the value taken when the frame has none of those (None: the
+# frame must say). BT.2020 CL has the standard's own (BT.2020, its BT.709-shaped curve); the
+# chromaticity-derived NCL matrix does not use the transfer; ICtCp is PQ or HLG on BT.2020.
+_PRIMARIES = frozenset({1, 4, 5, 6, 7, 8, 9, 11, 12, 22})
+_TRANSFERS = frozenset({1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18})
+_MATRIX_NEEDS: dict[int, tuple[frozenset[int], int | None, frozenset[int], int | None]] = {
+    10: (_PRIMARIES | {10}, 9, frozenset({1, 6, 7, 14, 15}), 14),
+    12: (_PRIMARIES, None, _TRANSFERS, 1),
+    13: (_PRIMARIES, None, _TRANSFERS, None),
+    14: (frozenset({9}), 9, frozenset({16, 18}), None),
+}
 # BT.601 luma weights (0.299, 0.587, 0.114), the ones the engine uses for gray frames.
 _MATRIX_GRAY = _MATRIX_SMPTE170M
 _CHROMA_LEFT = 0
@@ -138,15 +144,9 @@ def _frame_colour(props: Mapping[str, Any], family: vs.ColorFamily, width: int, 
     if family == vs.YUV and matrix in _MATRIX_NEEDS:
         # Constant-luminance, chromaticity-derived and ICtCp matrices are defined through the
         # primaries and the transfer curve: resize needs both, from the frame or the standard's.
-        primaries, transfer = (_valid_tag(props.get(name), default)
-                               for name, default in zip(("_Primaries", "_Transfer"), _MATRIX_NEEDS[matrix]))
-        if matrix == _MATRIX_ICTCP and transfer not in (None, *_ICTCP_TRANSFERS):
-            raise vs.Error(f"{_NAME}: _Matrix 14 (ICtCp) needs _Transfer 16 (PQ) or 18 (HLG), the frame has {transfer}")
-        if primaries is None or transfer is None:
-            missing = " and ".join(name for name, value in (("_Primaries", primaries), ("_Transfer", transfer))
-                                   if value is None)
-            raise vs.Error(f"{_NAME}: _Matrix {matrix} needs {missing} on the frame (it has none usable); "
-                           "set them with std.SetFrameProps")
+        primaries_ok, primaries_default, transfers_ok, transfer_default = _MATRIX_NEEDS[matrix]
+        primaries = _known_tag(props, "_Primaries", matrix, primaries_ok, primaries_default)
+        transfer = _known_tag(props, "_Transfer", matrix, transfers_ok, transfer_default)
     if "_Range" in props:
         colour_range = _RANGE_FULL if int(props["_Range"]) == _RANGE_FULL else _RANGE_LIMITED
     elif "_ColorRange" in props:  # deprecated prop, opposite numbering: 0 = full, 1 = limited
@@ -159,9 +159,18 @@ def _frame_colour(props: Mapping[str, Any], family: vs.ColorFamily, width: int, 
     return _Colour(matrix, colour_range, chromaloc, primaries, transfer)
 
 
-def _valid_tag(value: Any, default: int | None) -> int | None:
-    """A ``_Primaries``/``_Transfer`` value resize can use, else ``default``."""
-    return value if isinstance(value, int) and value > 0 and value not in (2, 3) else default
+def _known_tag(props: Mapping[str, Any], name: str, matrix: int, accepted: frozenset[int],
+               default: int | None) -> int:
+    """The frame's ``name`` prop if resize accepts it with ``matrix``, else ``default``; a
+    :class:`vs.Error` naming the prop when there is no default."""
+    value = props.get(name)
+    if isinstance(value, int) and value in accepted:
+        return value
+    if default is None:
+        has = "has none" if value is None else f"has {value!r}"
+        raise vs.Error(f"{_NAME}: _Matrix {matrix} needs {name} in {sorted(accepted)} on the frame (it {has}); "
+                       "set it with std.SetFrameProps")
+    return default
 
 
 def _yuv_arguments(colour: _Colour, suffix: str) -> dict[str, int]:
@@ -520,7 +529,7 @@ def restore(
         raise vs.Error(f"{_NAME}: {clip.width}x{clip.height} cannot be subsampled as {out_format.name}")
     batch_size = _check_int(batch_size, "batch_size", 1)
     temporal_radius = _check_int(temporal_radius, "temporal_radius", 0)
-    if not (isinstance(temporal, bool) or (isinstance(temporal, int) and temporal in (0, 1))):
+    if not (isinstance(temporal, (bool, np.bool_)) or (isinstance(temporal, int) and temporal in (0, 1))):
         raise vs.Error(f"{_NAME}: temporal must be True or False (or 1/0), got {temporal!r}")
     if num_streams is not None:
         _check_int(num_streams, "num_streams", 1)

@@ -3,7 +3,8 @@
 :func:`read_image` returns an :class:`Image`: pixels ``(H, W, C)`` upright (EXIF orientation
 applied), C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA, dtype ``uint8``, or ``uint16`` for 16-bit
 sources (``float32`` for floating-point TIFF), plus the ICC profile and EXIF bytes (orientation
-reset to 1). Palette images become RGB, or RGBA when they carry transparency; CMYK becomes RGB
+reset to 1). Palette images become RGB, or RGBA when they carry transparency (gray, or gray + alpha,
+when every visible palette colour is a gray and no RGB ICC profile says otherwise); CMYK becomes RGB
 (through its ICC profile to sRGB when it has one); 1-bit becomes 8-bit gray. Animated PNG,
 WebP and GIF are refused: restoring the first frame alone would silently drop the others.
 
@@ -377,12 +378,15 @@ def _pixels_from_pillow(
             return np.asarray(converted), _SRGB_PROFILE.tobytes()
         except ImageCms.PyCMSError as error:
             logger.warning("%s: CMYK ICC profile unusable (%s); converting without it", path, error)
-    if mode in ("P", "PA") and _gray_palette(picture):
-        # An indexed picture whose colours are all grays (common for scans and line art) is gray
-        # data: restored and written as gray, not widened to RGB.
-        pixels = np.asarray(picture.convert("RGBA"))
-        has_alpha = mode == "PA" or "transparency" in picture.info
-        return (pixels[..., [0, 3]] if has_alpha else pixels[..., :1]), icc_profile
+    rgb_profile = icc_profile is not None and icc_profile[16:20] != b"GRAY"
+    if mode in ("P", "PA") and not rgb_profile and _gray_palette(picture):
+        # An indexed picture whose visible colours are all grays (common for scans and line art)
+        # is gray data: restored and written as gray, not widened to RGB. (An RGB ICC profile
+        # keeps it RGB: a gray file cannot carry one.)
+        if mode == "PA" or "transparency" in picture.info:
+            rgba = picture.convert("RGBA")
+            return np.stack([np.asarray(rgba.getchannel("R")), np.asarray(rgba.getchannel("A"))], axis=-1), icc_profile
+        return np.asarray(picture.convert("L"))[..., None], icc_profile  # exact: R = G = B
     if "transparency" in picture.info and mode in ("P", "L", "RGB"):
         target = "LA" if mode == "L" else "RGBA"
     else:
@@ -396,15 +400,21 @@ def _pixels_from_pillow(
 
 
 def _gray_palette(picture: PillowImage.Image) -> bool:
-    """Whether every palette entry the pixels use has R == G == B."""
+    """Whether every palette entry the pixels use, and do not hide (a tRNS alpha of 0), has R == G == B."""
     if picture.palette is None or picture.palette.mode != "RGB":
         return False
     palette = np.asarray(picture.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-    indices = np.asarray(picture.getchannel(0) if picture.mode == "PA" else picture)
-    counts = np.bincount(indices.ravel(), minlength=len(palette))
-    if len(palette) == 0 or len(counts) > len(palette):  # an index past the palette: let Pillow decide
+    counts = np.asarray(picture.histogram()[:256])  # of the indices (PA: the P channel's come first)
+    if len(palette) == 0 or counts[len(palette):].any():  # an index past the palette: let Pillow decide
         return False
-    colours = palette[np.flatnonzero(counts)]
+    visible = counts[: len(palette)] > 0
+    transparency = picture.info.get("transparency") if picture.mode == "P" else None
+    if isinstance(transparency, int) and transparency < len(palette):
+        visible[transparency] = False
+    elif isinstance(transparency, bytes):
+        alpha = np.frombuffer(transparency[: len(palette)], dtype=np.uint8)
+        visible[: len(alpha)] &= alpha > 0
+    colours = palette[visible]
     return bool((colours == colours[:, :1]).all())
 
 

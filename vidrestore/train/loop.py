@@ -236,10 +236,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             if before.get(name):
                 before[name] = _absolute(before[name])
         changed = [name for name in changed_fields(before, saved_config.to_dict()) if name not in ("out_dir", "stop_after")]
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != dist_info.world_size:  # each process draws batch_size: the global batch changes
+        saved_world = state.get("world_size")  # not in checkpoints of earlier versions
+        if saved_world is not None and int(saved_world) != dist_info.world_size:
+            # Each process draws batch_size pairs: the global batch changes.
+            saved_batch = int(before.get("batch_size", config.batch_size))
             changed.append(f"world_size ({saved_world} -> {dist_info.world_size} processes: global batch "
-                           f"{saved_world * config.batch_size} -> {dist_info.world_size * config.batch_size})")
+                           f"{int(saved_world) * saved_batch} -> {dist_info.world_size * config.batch_size})")
         try:
             generator.load_state_dict(state["generator"])
             discriminator.load_state_dict(state["discriminator"])
