@@ -381,7 +381,9 @@ class _TemporalRestore:
             bad = [start + i for i, image in enumerate(batch) if not np.isfinite(image).all()]
             if not bad:
                 raise
-            together = f"; frames {start}-{stop - 1} are restored together, so each of them fails" if stop - start > 1 else ""
+            together = ""
+            if stop - start > 1:
+                together = f"; frames {start}-{stop - 1} are restored together, so each of them fails"
             raise vs.Error(f"{_NAME}: source frame{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} "
                            f"{'have' if len(bad) > 1 else 'has'} NaN or infinite pixels{together}") from exc
         restored = np.asarray(restored)
