@@ -15,6 +15,7 @@ side-by-side picture ``docs/restore_side_by_side.png``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,10 @@ def main() -> None:
         config = apply_overrides(DegradeConfig(), args.degrade)
     except ValueError as exc:
         parser.error(f"--degrade: {exc}")
+    if not args.no_bm3d and importlib.util.find_spec("bm3d") is None:
+        # Found out before the crops are made, not with a traceback after NLM has run.
+        parser.error("BM3D, a baseline of this benchmark, is not installed: run scripts/bootstrap.sh bench "
+                     "(or pass --no-bm3d)")
 
     paths = photo_paths(args.photos)
     test_set = image_set(paths, count=args.crops, size=args.size, seed=2024, config=config)

@@ -175,3 +175,16 @@ def test_pooled_nlm_gives_the_sequential_results_in_order():
     sequential = [nlm(frame) for frame in frames]
     together = pooled(nlm, frames)
     assert len(together) == 5 and all(np.array_equal(a, b) for a, b in zip(together, sequential))
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("bm3d") is not None, reason="BM3D is installed here")
+def test_restore_quality_without_bm3d_says_how_to_get_it(tmp_path):
+    """It ran NLM over every crop, then stopped with a ModuleNotFoundError traceback."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks/restore_quality.py"
+    result = subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "BM3D, a baseline of this benchmark, is not installed: run scripts/bootstrap.sh bench" in result.stderr
+    assert not list(tmp_path.iterdir())
