@@ -89,7 +89,8 @@ from vidrestore.degrade.sample import (
     SaltAndPepper,
 )
 from vidrestore.errors import ModelError, VidrestoreError
-from vidrestore.io._files import changed_settings, folders_holding, make_folder, record_settings, remove_stale_partials
+from vidrestore.io._files import (atomic_output, changed_settings, folders_holding, make_folder, record_settings,
+                                  remove_stale_partials)
 from vidrestore.parallel import pool_map
 from vidrestore.nets.quality import CLASSES, QualityNet, crop_stack, expected_score, pooled_probabilities
 
@@ -340,7 +341,6 @@ def _label_one(task: _LabelTask) -> tuple[str, list[dict[str, str]] | str]:
 
 
 def _rewrite_csv(path: Path, rows: Sequence[dict[str, str]], fields: Sequence[str]) -> None:
-    from vidrestore.io._files import atomic_output
 
     with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(fields))
@@ -764,7 +764,6 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     and ``quality.safetensors`` (the best epoch: highest val accuracy, ties to lower val loss).
     SIGINT/SIGTERM finish the current batch and save a mid-epoch checkpoint; ``resume`` continues
     from that batch exactly as an uninterrupted run would (the epoch's crops are fixed by seed)."""
-    from vidrestore.io._files import atomic_output
     from vidrestore.train.checkpoint import save_checkpoint
     from vidrestore.train.loop import StopRequest, TrainingError, lr_at, worker_init
 

@@ -404,6 +404,7 @@ class _WorkFolder:
         except OSError as error:
             raise MediaError(target, f"cannot prepare the work folder {self.folder}: {error.strerror or error}") from error
         self._segment_frames = key["segment_frames"] if key is not None else None
+        self._lengths = self._read_lengths()  # kept in step with lengths.json by finished()
 
     def _read_key(self) -> dict[str, Any] | None:
         try:
@@ -416,10 +417,9 @@ class _WorkFolder:
         dropped). A short segment — the clip's last, or where a source that was cut short while
         being read ended — is restored again: the source may have more frames now."""
         starts = sorted(int(p.stem) for p in self.folder.glob(f"*{self.suffix}") if p.stem.isdigit())
-        lengths = self._read_lengths()
         expected = 0
         for start in starts:
-            if start != expected or self._segment_frames is None or lengths.get(str(start)) != self._segment_frames:
+            if start != expected or self._segment_frames is None or self._lengths.get(str(start)) != self._segment_frames:
                 break
             self.finished(start, self._segment_frames)
             expected += self._segment_frames
@@ -444,11 +444,10 @@ class _WorkFolder:
         path = self.segment_path(first)
         if path not in self.parts:
             self.parts.append(path)
-        lengths = self._read_lengths()
-        if lengths.get(str(first)) != frames:
-            lengths[str(first)] = frames
+        if self._lengths.get(str(first)) != frames:
+            self._lengths[str(first)] = frames
             with atomic_output(self.folder / _LENGTHS) as tmp:
-                tmp.write_text(json.dumps(lengths))
+                tmp.write_text(json.dumps(self._lengths))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

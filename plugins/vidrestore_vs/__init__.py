@@ -177,10 +177,10 @@ def _yuv_arguments(colour: _Colour, suffix: str) -> dict[str, int]:
     """resize's arguments for a YUV side: ``matrix``, ``range``, ``chromaloc`` (+ ``primaries`` and
     ``transfer`` where the matrix needs them), each name with ``suffix`` (``"_in"`` or ``""``)."""
     arguments = {"matrix": colour.matrix, "range": colour.range, "chromaloc": colour.chromaloc}
-    if colour.primaries is not None and colour.transfer is not None:
+    if colour.primaries is not None:  # set with the transfer, by _frame_colour
         arguments |= {"primaries": colour.primaries, "transfer": colour.transfer}
     arguments = {name + suffix: value for name, value in arguments.items()}
-    if colour.primaries is not None and colour.transfer is not None and not suffix:
+    if colour.primaries is not None and not suffix:
         # The RGB side (props removed) is in the same primaries and transfer.
         arguments |= {"primaries_in": colour.primaries, "transfer_in": colour.transfer}
     return arguments

@@ -235,7 +235,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         for name in ("train_data", "val_data"):  # saved relative by earlier versions
             if before.get(name):
                 before[name] = _absolute(before[name])
-        changed = [name for name in changed_fields(before, saved_config.to_dict()) if name not in ("out_dir", "stop_after")]
+        changed = _run_changes(before, saved_config)
         saved_world = state.get("world_size")  # not in checkpoints of earlier versions
         if saved_world is not None and int(saved_world) != dist_info.world_size:
             # Each process draws batch_size pairs: the global batch changes.
@@ -309,11 +309,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         }
         try:
             save_checkpoint(checkpoint_path, state)
-        except OSError as exc:
-            raise TrainingError(f"{checkpoint_path}: could not save step {step} ({_brief(exc)}); the previous "
-                                "checkpoint is intact: free space and resume") from exc
-        except RuntimeError as exc:  # a full disk in torch's zip writer ("unexpected pos ...")
-            if not isinstance(exc.__cause__ or exc.__context__, OSError) and "pos" not in str(exc):
+        except (OSError, RuntimeError) as exc:
+            # RuntimeError: a full disk in torch's zip writer ("unexpected pos ..."); others are not ours.
+            disk = isinstance(exc, OSError) or isinstance(exc.__cause__ or exc.__context__, OSError) or "pos" in str(exc)
+            if not disk:
                 raise
             raise TrainingError(f"{checkpoint_path}: could not save step {step} ({_brief(exc)}); the previous "
                                 "checkpoint is intact: free space and resume") from exc
@@ -508,8 +507,13 @@ def _same_run(config_path: Path, config: TrainConfig) -> bool:
         before = json.loads(config_path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(before, dict) and not [
-        name for name in changed_fields(before, config.to_dict()) if name not in ("out_dir", "stop_after")]
+    return isinstance(before, dict) and not _run_changes(before, config)
+
+
+def _run_changes(before: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The settings of ``config`` that differ from a run's saved ``before`` (a moved run folder or a
+    ``stop_after`` is no change to the run)."""
+    return [name for name in changed_fields(before, config.to_dict()) if name not in ("out_dir", "stop_after")]
 
 
 def _absolute(path: Any) -> Any:
