@@ -432,6 +432,57 @@ def test_sixteen_bit_png_keeps_dpi_text_and_xmp(tmp_path):
     assert back.dpi is not None and round(back.dpi[0]) == 300
 
 
+def _png_chunk_payloads(path: Path) -> dict[bytes, bytes]:
+    """Chunk type → payload of the chunks before the first IDAT of a PNG file."""
+    import struct
+
+    data, position, chunks = path.read_bytes(), 8, {}
+    while position < len(data):
+        (length,), kind = struct.unpack(">I", data[position:position + 4]), data[position + 4:position + 8]
+        if kind == b"IDAT":
+            break
+        chunks[kind] = data[position + 8:position + 8 + length]
+        position += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint8), (3, np.uint16), (4, np.uint16)])
+def test_png_gamma_chromaticity_and_srgb_chunks_are_kept(tmp_path, channels, dtype, caplog):
+    """A PNG without an ICC profile says how to show its pixels with gAMA/cHRM (or sRGB): dropped,
+    a viewer shows the restored picture brighter or darker than the source."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    source = tmp_path / "g.png"
+    pixels = random_pixels(channels, dtype)
+    encoded = cv2.imencode(".png", pixels[..., ::-1] if channels >= 3 else pixels)[1].tobytes()
+    colour = {b"gAMA": struct.pack(">I", 55556),
+              b"cHRM": struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)}
+    source.write_bytes(encoded[:33] + b"".join(chunk(k, v) for k, v in colour.items()) + encoded[33:])
+    image = read_image(source)
+    assert image.png_colour == colour
+    write_image(tmp_path / "o.png", image)
+    written = _png_chunk_payloads(tmp_path / "o.png")
+    assert {k: written.get(k) for k in colour} == colour
+    assert np.array_equal(read_image(tmp_path / "o.png").pixels, image.pixels)
+    if dtype == np.uint8 and channels == 3:
+        with caplog.at_level("INFO", logger="vidrestore"):
+            write_image(tmp_path / "o.jpg", image)
+        assert "gAMA/cHRM chunks have no JPEG equivalent" in caplog.text
+        PillowImage.fromarray(pixels).save(tmp_path / "s.png")  # Pillow writes no colour chunks
+        assert read_image(tmp_path / "s.png").png_colour is None
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add(b"sRGB", b"\x01")
+        PillowImage.fromarray(pixels).save(tmp_path / "r.png", pnginfo=info)
+        write_image(tmp_path / "r2.png", read_image(tmp_path / "r.png"))
+        assert _png_chunk_payloads(tmp_path / "r2.png")[b"sRGB"] == b"\x01"
+
+
 def test_xmp_too_long_for_jpeg_and_a_huge_maker_note(tmp_path, caplog):
     xmp = b"<x:xmpmeta>" + b" " * 70_000 + b"</x:xmpmeta>"
     write_image(tmp_path / "x.jpg", Image(random_pixels(3, np.uint8), xmp=xmp, exif=camera_exif()))

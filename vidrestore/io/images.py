@@ -18,7 +18,7 @@ orientation).
 =======  =========  =====  ===  ====  ==============================================
 format   max depth  alpha  ICC  EXIF  notes
 =======  =========  =====  ===  ====  ==============================================
-PNG      16         yes    yes  yes   lossless
+PNG      16         yes    yes  yes   lossless; gAMA/cHRM/sRGB kept
 TIFF     16         yes    yes  yes   lossless (deflate); 16-bit colour loses ICC/EXIF
 WebP     8          yes    yes  yes   lossy unless ``lossless=True``; gray stored as RGB
 JPEG     8          no     yes  yes   lossy; 4:4:4 chroma at quality ≥ 90
@@ -144,6 +144,8 @@ class Image:
         dpi: print resolution (x, y) in dots per inch, or None.
         xmp: raw XMP packet, or None.
         text: PNG text chunks (title, author, ...), or None.
+        png_colour: a PNG's gAMA, cHRM and sRGB chunk payloads by chunk type (how a viewer shows
+            the pixels when there is no ICC profile), or None; written back to PNG outputs.
         lossless: the source was stored losslessly (PNG, TIFF, BMP, lossless WebP); a WebP
             output of it is written lossless too.
     """
@@ -155,6 +157,7 @@ class Image:
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
     text: dict[str, str] | None = None
+    png_colour: dict[bytes, bytes] | None = None
     lossless: bool = False
 
     def __post_init__(self) -> None:
@@ -269,6 +272,7 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
         _apply_orientation(pixels, orientation), icc_profile, exif, source_format,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and min(dpi) > 0 else None,
         xmp=xmp.encode() if isinstance(xmp, str) else xmp, text=(text or None) if source_format == "PNG" else None,
+        png_colour=_png_colour(picture.info) if source_format == "PNG" else None,
         lossless=source_format in ("PNG", "TIFF", "BMP") or (source_format == "WEBP" and _is_lossless_webp(path)),
     )
 
@@ -317,6 +321,9 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
         raise UnsupportedFormatError(path, "JPEG cannot be written losslessly; use PNG, TIFF or lossless WebP")
     if not output_format.metadata and (image.icc_profile or image.exif):
         logger.info("%s: %s cannot hold ICC/EXIF metadata; it is dropped", path, output_format.pillow_name)
+    if image.png_colour and not image.icc_profile and output_format.pillow_name != "PNG":
+        logger.info("%s: the PNG's %s chunks have no %s equivalent; they are dropped (write .png to keep them)",
+                    path, "/".join(kind.decode() for kind in image.png_colour), output_format.pillow_name)
     pixels = _fit_bit_depth(image.pixels, output_format.max_bit_depth)
     if pixels.dtype == np.uint16 and pixels.shape[2] > 1:
         data = _encode_16_bit_colour(path, pixels, image, output_format)
@@ -327,6 +334,20 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
             temporary.write_bytes(data)
     except OSError as error:
         raise MediaError(path, f"could not write file: {error.strerror or error}") from error
+
+
+def _png_colour(info: dict[str, object]) -> dict[bytes, bytes] | None:
+    """The gAMA, cHRM and sRGB payloads of a PNG from what Pillow parsed of them (exact: Pillow
+    divides the stored integers by 100 000), or None when it has none."""
+    chunks: dict[bytes, bytes] = {}
+    gamma, chromaticity, srgb = info.get("gamma"), info.get("chromaticity"), info.get("srgb")
+    if isinstance(gamma, float) and gamma > 0:
+        chunks[b"gAMA"] = struct.pack(">I", round(gamma * 100000))
+    if isinstance(chromaticity, tuple) and len(chromaticity) == 8:
+        chunks[b"cHRM"] = struct.pack(">8I", *(round(value * 100000) for value in chromaticity))
+    if isinstance(srgb, int) and 0 <= srgb <= 3:
+        chunks[b"sRGB"] = bytes([srgb])
+    return chunks or None
 
 
 def _raw_mode(picture: PillowImage.Image) -> str:
@@ -492,10 +513,12 @@ def _encode_with_pillow(
             tiffinfo = ImageFileDirectory_v2()
             tiffinfo[700], tiffinfo.tagtype[700] = image.xmp, 1  # XMP: BYTE
             options["tiffinfo"] = tiffinfo
-        if output_format.pillow_name == "PNG" and (image.text or image.xmp):
+        if output_format.pillow_name == "PNG" and (image.text or image.xmp or image.png_colour):
             from PIL.PngImagePlugin import PngInfo
 
             info = PngInfo()
+            for kind, payload in (image.png_colour or {}).items():
+                info.add(kind, payload)  # Pillow writes these before PLTE and IDAT, as PNG requires
             for key, value in (image.text or {}).items():
                 info.add_itxt(key, value)
             if image.xmp:
@@ -593,9 +616,9 @@ def _declare_tiff_alpha(tiff: bytes) -> bytes:
 
 
 def _add_png_metadata(png: bytes, image: Image) -> bytes:
-    """Insert iCCP, eXIf, pHYs and iTXt chunks (what Pillow writes for 8-bit) right after the IHDR
-    chunk (signature 8 bytes + IHDR 25 bytes)."""
-    chunks = []
+    """Insert gAMA, cHRM, sRGB, iCCP, eXIf, pHYs and iTXt chunks (what Pillow writes for 8-bit) right
+    after the IHDR chunk (signature 8 bytes + IHDR 25 bytes)."""
+    chunks = [_png_chunk(kind, payload) for kind, payload in (image.png_colour or {}).items()]
     if image.icc_profile:
         chunks.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(image.icc_profile)))
     if image.exif:
