@@ -414,6 +414,25 @@ def test_sixteen_bit_rgba_tiff_declares_its_alpha(tmp_path):
     assert np.array_equal(cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA), pixels)
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_sixteen_bit_colour_tiff_keeps_icc_xmp_and_dpi(tmp_path, channels, caplog):
+    """16-bit colour TIFF is how scans in wide-gamut profiles (Adobe RGB, ProPhoto) travel: written
+    without the profile, the restored scan's colours shift in every colour-managed viewer."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any valid profile
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
+    pixels = random_pixels(channels, np.uint16)
+    image = Image(pixels, icc_profile=icc, xmp=xmp, dpi=(300.0, 600.0), exif=exif_with_orientation(1))
+    write_image(tmp_path / "o.tif", image)
+    back = read_image(tmp_path / "o.tif")
+    assert np.array_equal(back.pixels, pixels) and back.pixels.dtype == np.uint16
+    assert back.icc_profile == icc and back.xmp == xmp and back.dpi == (300.0, 600.0)
+    assert "written without EXIF" in caplog.text
+    decoded = cv2.imread(str(tmp_path / "o.tif"), cv2.IMREAD_UNCHANGED)  # other readers still decode it
+    assert np.array_equal(decoded[..., [2, 1, 0, 3][:channels]], pixels)
+    with PillowImage.open(tmp_path / "o.tif") as picture:
+        assert (picture.tag_v2.get(338) in (2, (2,))) == (channels == 4)
+
+
 def test_a_tiff_without_resolution_gets_no_dpi(tmp_path):
     """Pillow reports (1, 1) dpi for a TIFF without resolution tags: carried over, a 4000-px
     picture would print 4000 inches wide."""

@@ -19,7 +19,7 @@ orientation).
 format   max depth  alpha  ICC  EXIF  notes
 =======  =========  =====  ===  ====  ==============================================
 PNG      16         yes    yes  yes   lossless; gAMA/cHRM/sRGB kept
-TIFF     16         yes    yes  yes   lossless (deflate); 16-bit colour loses ICC/EXIF
+TIFF     16         yes    yes  yes   lossless (deflate); 16-bit colour loses EXIF
 WebP     8          yes    yes  yes   lossy unless ``lossless=True``; gray stored as RGB
 JPEG     8          no     yes  yes   lossy; 4:4:4 chroma at quality ≥ 90
 BMP      8          no     no   no    lossless
@@ -39,6 +39,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -589,30 +590,61 @@ def _encode_16_bit_colour(path: Path, pixels: np.ndarray, image: Image, output_f
         raise MediaError(path, "OpenCV could not encode 16-bit colour pixels")
     if output_format.pillow_name == "PNG":
         return _add_png_metadata(data.tobytes(), image)
-    if image.icc_profile or image.exif or image.dpi or image.xmp:
-        logger.warning("%s: 16-bit colour TIFF is written without ICC, EXIF, DPI or XMP (Pillow cannot write 16-bit "
-                       "colour; PNG keeps them)", path)
-    return _declare_tiff_alpha(data.tobytes()) if pixels.shape[2] == 4 else data.tobytes()
+    if image.exif:
+        logger.warning("%s: 16-bit colour TIFF is written without EXIF (Pillow cannot write 16-bit colour; "
+                       "16-bit PNG keeps it)", path)
+    return _add_tiff_tags(data.tobytes(), image, pixels)
 
 
-def _declare_tiff_alpha(tiff: bytes) -> bytes:
-    """OpenCV's 16-bit RGBA TIFF without the ExtraSamples tag that says the 4th sample is alpha
-    (readers then treat it as unspecified and drop the transparency): the first directory is
-    rewritten at the end of the file with ExtraSamples = 2 (unassociated alpha) added."""
+_TIFF_TYPE_SIZES = {1: 1, 3: 2, 4: 4, 5: 8, 7: 1}  # BYTE, SHORT, LONG, RATIONAL, UNDEFINED
+
+
+def _tiff_metadata_tags(image: Image, pixels: np.ndarray, order: str) -> dict[int, tuple[int, bytes]]:
+    """What OpenCV's 16-bit colour TIFF lacks, as tag -> (TIFF type, value bytes): ExtraSamples = 2
+    (unassociated alpha; without it readers take the 4th sample for unspecified data and drop the
+    transparency), the ICC profile, XMP and the resolution."""
+    tags: dict[int, tuple[int, bytes]] = {}
+    if pixels.shape[2] == 4:
+        tags[338] = (3, struct.pack(order + "H", 2))
+    if image.icc_profile:
+        tags[34675] = (7, image.icc_profile)
+    if image.xmp:
+        tags[700] = (1, image.xmp)
+    if image.dpi:
+        for tag, dpi in zip((282, 283), image.dpi):
+            numerator, denominator = Fraction(dpi).limit_denominator(10000).as_integer_ratio()
+            tags[tag] = (5, struct.pack(order + "II", numerator, denominator))
+        tags[296] = (3, struct.pack(order + "H", 2))  # ResolutionUnit: inch
+    return tags
+
+
+def _add_tiff_tags(tiff: bytes, image: Image, pixels: np.ndarray) -> bytes:
+    """Add :func:`_tiff_metadata_tags` to the first directory of a classic TIFF: values over 4 bytes
+    are appended, then the directory is rewritten at the end of the file with the new tags (replacing
+    OpenCV's own, if any) in tag order."""
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
         return tiff  # not classic TIFF: leave it as OpenCV wrote it
+    tags = _tiff_metadata_tags(image, pixels, order)
+    if not tags:
+        return tiff
     offset = struct.unpack(order + "I", tiff[4:8])[0]
     count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
-    entries = [tiff[offset + 2 + 12 * i : offset + 14 + 12 * i] for i in range(count)]
+    entries = {struct.unpack(order + "H", entry[:2])[0]: entry
+               for entry in (tiff[offset + 2 + 12 * i : offset + 14 + 12 * i] for i in range(count))}
     following = tiff[offset + 2 + 12 * count : offset + 6 + 12 * count]
-    if any(struct.unpack(order + "H", entry[:2])[0] == 338 for entry in entries):
-        return tiff
-    entries.append(struct.pack(order + "HHI", 338, 3, 1) + struct.pack(order + "HH", 2, 0))  # SHORT 2, padded
-    entries.sort(key=lambda entry: struct.unpack(order + "H", entry[:2])[0])  # TIFF wants tags in order
-    start = len(tiff) + len(tiff) % 2  # directories start on a word boundary
-    directory = struct.pack(order + "H", len(entries)) + b"".join(entries) + following
-    return tiff[:4] + struct.pack(order + "I", start) + tiff[8:] + b"\0" * (start - len(tiff)) + directory
+    out = bytearray(tiff)
+    for tag, (kind, value) in tags.items():
+        if len(value) <= 4:
+            field = value.ljust(4, b"\0")
+        else:
+            out += b"\0" * (len(out) % 2)  # values start on a word boundary
+            field = struct.pack(order + "I", len(out))
+            out += value
+        entries[tag] = struct.pack(order + "HHI", tag, kind, len(value) // _TIFF_TYPE_SIZES[kind]) + field
+    out += b"\0" * (len(out) % 2)
+    out[4:8] = struct.pack(order + "I", len(out))
+    return bytes(out) + struct.pack(order + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + following
 
 
 def _add_png_metadata(png: bytes, image: Image) -> bytes:
