@@ -433,6 +433,22 @@ def test_sixteen_bit_colour_tiff_keeps_icc_xmp_and_dpi(tmp_path, channels, caplo
         assert (picture.tag_v2.get(338) in (2, (2,))) == (channels == 4)
 
 
+@pytest.mark.parametrize("suffix,channels,dtype", [(".png", 2, np.uint16), (".tif", 2, np.uint16), (".webp", 1, np.uint8),
+                                                  (".webp", 2, np.uint8)])
+def test_a_gray_profile_is_not_put_on_pixels_stored_as_rgb(tmp_path, suffix, channels, dtype, caplog):
+    """16-bit gray + alpha is written as RGBA and WebP stores gray as RGB: a gray ICC profile on
+    RGB pixels is invalid (libpng drops the chunk with a warning, colour-managed viewers refuse it)."""
+    gray_icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    gray_icc = gray_icc[:16] + b"GRAY" + gray_icc[20:]  # only the colour space field is read
+    image = Image(random_pixels(channels, dtype), icc_profile=gray_icc)
+    with caplog.at_level("INFO", logger="vidrestore"):
+        write_image(tmp_path / f"o{suffix}", image)
+    assert read_image(tmp_path / f"o{suffix}").icc_profile is None
+    assert "gray ICC profile cannot describe" in caplog.text
+    write_image(tmp_path / "kept.png", Image(random_pixels(channels, np.uint8), icc_profile=gray_icc))
+    assert read_image(tmp_path / "kept.png").icc_profile == gray_icc  # stored as gray: kept
+
+
 def test_a_tiff_without_resolution_gets_no_dpi(tmp_path):
     """Pillow reports (1, 1) dpi for a TIFF without resolution tags: carried over, a 4000-px
     picture would print 4000 inches wide."""

@@ -316,6 +316,14 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
             path, f"{output_format.pillow_name} cannot hold the image's transparency: write .png, .tif or .webp "
                   "to keep it (or, in Python, drop it first with vidrestore.io.convert.split_alpha)"
         )
+    # WebP stores gray as RGB, and 16-bit gray + alpha is written as RGBA: a gray ICC profile cannot
+    # describe those pixels (readers reject it), so it goes.
+    widened = image.is_gray and (output_format.pillow_name == "WEBP" or (image.has_alpha and image.pixels.dtype != np.uint8
+                                                                         and output_format.max_bit_depth == 16))
+    if widened and image.icc_profile and image.icc_profile[16:20] == b"GRAY":
+        logger.info("%s: %s stores this gray picture as RGB, which its gray ICC profile cannot describe; the profile "
+                    "is dropped", path, output_format.pillow_name)
+        image = dataclasses.replace(image, icc_profile=None)
     if image.has_alpha and image.is_gray and output_format.pillow_name == "WEBP":
         image = dataclasses.replace(image, pixels=_gray_alpha_to_rgba(image.pixels))
     if lossless and output_format.pillow_name == "JPEG":
