@@ -415,18 +415,26 @@ def test_sixteen_bit_rgba_tiff_declares_its_alpha(tmp_path):
 
 
 @pytest.mark.parametrize("channels", [3, 4])
-def test_sixteen_bit_colour_tiff_keeps_icc_xmp_and_dpi(tmp_path, channels, caplog):
-    """16-bit colour TIFF is how scans in wide-gamut profiles (Adobe RGB, ProPhoto) travel: written
-    without the profile, the restored scan's colours shift in every colour-managed viewer."""
+def test_sixteen_bit_colour_tiff_keeps_icc_exif_xmp_and_dpi(tmp_path, channels):
+    """16-bit colour TIFF is how scans in wide-gamut profiles (Adobe RGB, ProPhoto) and raw
+    developers' exports travel: written without the profile, the restored picture's colours shift in
+    every colour-managed viewer; without the EXIF, it loses its camera, lens and date."""
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # any valid profile
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
+    exif = PillowImage.Exif()
+    exif[271], exif[272], exif[274] = "Maker", "Camera 1", 1
+    exif.get_ifd(0x8769)[36867] = "2019:05:05 10:00:00"  # DateTimeOriginal, in the Exif sub-directory
+    exif.get_ifd(0x8769)[33434] = 1 / 250  # ExposureTime
     pixels = random_pixels(channels, np.uint16)
-    image = Image(pixels, icc_profile=icc, xmp=xmp, dpi=(300.0, 600.0), exif=exif_with_orientation(1))
+    image = Image(pixels, icc_profile=icc, xmp=xmp, dpi=(300.0, 600.0), exif=exif.tobytes())
     write_image(tmp_path / "o.tif", image)
     back = read_image(tmp_path / "o.tif")
     assert np.array_equal(back.pixels, pixels) and back.pixels.dtype == np.uint16
     assert back.icc_profile == icc and back.xmp == xmp and back.dpi == (300.0, 600.0)
-    assert "written without EXIF" in caplog.text
+    kept = PillowImage.Exif()
+    kept.load(back.exif)
+    assert kept[271] == "Maker" and kept[272] == "Camera 1"
+    assert kept.get_ifd(0x8769)[36867] == "2019:05:05 10:00:00" and kept.get_ifd(0x8769)[33434] == 1 / 250
     decoded = cv2.imread(str(tmp_path / "o.tif"), cv2.IMREAD_UNCHANGED)  # other readers still decode it
     assert np.array_equal(decoded[..., [2, 1, 0, 3][:channels]], pixels)
     with PillowImage.open(tmp_path / "o.tif") as picture:
@@ -447,6 +455,31 @@ def test_a_gray_profile_is_not_put_on_pixels_stored_as_rgb(tmp_path, suffix, cha
     assert "gray ICC profile cannot describe" in caplog.text
     write_image(tmp_path / "kept.png", Image(random_pixels(channels, np.uint8), icc_profile=gray_icc))
     assert read_image(tmp_path / "kept.png").icc_profile == gray_icc  # stored as gray: kept
+
+
+def test_sixteen_bit_tiff_whose_exif_cannot_be_written_is_kept_without_it(tmp_path, monkeypatch, caplog):
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    serialise = ImageFileDirectory_v2.tobytes
+
+    def refuse_exif(self, offset=0):
+        if 271 in self:
+            raise ValueError("cannot write this vendor tag")
+        return serialise(self, offset)
+
+    exif = PillowImage.Exif()
+    exif[271] = "Maker"
+    pixels = random_pixels(3, np.uint16)
+    image = Image(pixels, exif=exif.tobytes(), dpi=(300.0, 300.0))
+    monkeypatch.setattr(ImageFileDirectory_v2, "tobytes", refuse_exif)
+    write_image(tmp_path / "o.tif", image)
+    monkeypatch.undo()
+    back = read_image(tmp_path / "o.tif")
+    assert np.array_equal(back.pixels, pixels) and back.dpi == (300.0, 300.0)
+    kept = PillowImage.Exif()
+    kept.load(back.exif or b"")
+    assert 271 not in kept  # (a TIFF's resolution tags read back as EXIF too)
+    assert "EXIF could not be written (cannot write this vendor tag); it is dropped" in caplog.text
 
 
 def test_a_tiff_without_resolution_gets_no_dpi(tmp_path):

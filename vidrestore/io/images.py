@@ -19,7 +19,7 @@ orientation).
 format   max depth  alpha  ICC  EXIF  notes
 =======  =========  =====  ===  ====  ==============================================
 PNG      16         yes    yes  yes   lossless; gAMA/cHRM/sRGB kept
-TIFF     16         yes    yes  yes   lossless (deflate); 16-bit colour loses EXIF
+TIFF     16         yes    yes  yes   lossless (deflate)
 WebP     8          yes    yes  yes   lossy unless ``lossless=True``; gray stored as RGB
 JPEG     8          no     yes  yes   lossy; 4:4:4 chroma at quality ≥ 90
 BMP      8          no     no   no    lossless
@@ -39,7 +39,6 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -588,7 +587,8 @@ def _save(picture: PillowImage.Image, pillow_name: str, options: dict[str, objec
 
 
 def _encode_16_bit_colour(path: Path, pixels: np.ndarray, image: Image, output_format: _WriteFormat) -> bytes:
-    """Encode 16-bit RGB(A) (or gray+alpha, widened to RGBA) with OpenCV; PNG gets ICC/EXIF chunks added."""
+    """Encode 16-bit RGB(A) (or gray+alpha, widened to RGBA) with OpenCV; the metadata is added to
+    the PNG's chunks or the TIFF's directory."""
     if pixels.shape[2] == 2:
         pixels = _gray_alpha_to_rgba(pixels)
     conversion = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
@@ -598,61 +598,66 @@ def _encode_16_bit_colour(path: Path, pixels: np.ndarray, image: Image, output_f
         raise MediaError(path, "OpenCV could not encode 16-bit colour pixels")
     if output_format.pillow_name == "PNG":
         return _add_png_metadata(data.tobytes(), image)
-    if image.exif:
-        logger.warning("%s: 16-bit colour TIFF is written without EXIF (Pillow cannot write 16-bit colour; "
-                       "16-bit PNG keeps it)", path)
-    return _add_tiff_tags(data.tobytes(), image, pixels)
+    return _add_tiff_tags(path, data.tobytes(), image, pixels)
 
 
-_TIFF_TYPE_SIZES = {1: 1, 3: 2, 4: 4, 5: 8, 7: 1}  # BYTE, SHORT, LONG, RATIONAL, UNDEFINED
+def _add_tiff_tags(path: Path, tiff: bytes, image: Image, pixels: np.ndarray) -> bytes:
+    """OpenCV's 16-bit colour TIFF holds the pixel layout alone: its first directory is rewritten at
+    the end of the file (by Pillow, which writes the EXIF's sub-directories too) with what OpenCV
+    leaves out added — ExtraSamples = 2 (unassociated alpha: without it readers take the 4th sample
+    for unspecified data and drop the transparency), the EXIF, ICC profile, XMP and resolution. The
+    pixel data stays where it is."""
+    from PIL import TiffTags
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
-
-def _tiff_metadata_tags(image: Image, pixels: np.ndarray, order: str) -> dict[int, tuple[int, bytes]]:
-    """What OpenCV's 16-bit colour TIFF lacks, as tag -> (TIFF type, value bytes): ExtraSamples = 2
-    (unassociated alpha; without it readers take the 4th sample for unspecified data and drop the
-    transparency), the ICC profile, XMP and the resolution."""
-    tags: dict[int, tuple[int, bytes]] = {}
-    if pixels.shape[2] == 4:
-        tags[338] = (3, struct.pack(order + "H", 2))
-    if image.icc_profile:
-        tags[34675] = (7, image.icc_profile)
-    if image.xmp:
-        tags[700] = (1, image.xmp)
-    if image.dpi:
-        for tag, dpi in zip((282, 283), image.dpi):
-            numerator, denominator = Fraction(dpi).limit_denominator(10000).as_integer_ratio()
-            tags[tag] = (5, struct.pack(order + "II", numerator, denominator))
-        tags[296] = (3, struct.pack(order + "H", 2))  # ResolutionUnit: inch
-    return tags
-
-
-def _add_tiff_tags(tiff: bytes, image: Image, pixels: np.ndarray) -> bytes:
-    """Add :func:`_tiff_metadata_tags` to the first directory of a classic TIFF: values over 4 bytes
-    are appended, then the directory is rewritten at the end of the file with the new tags (replacing
-    OpenCV's own, if any) in tag order."""
-    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-    if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+    if tiff[:4] not in (b"II*\0", b"MM\0*"):
         return tiff  # not classic TIFF: leave it as OpenCV wrote it
-    tags = _tiff_metadata_tags(image, pixels, order)
-    if not tags:
-        return tiff
-    offset = struct.unpack(order + "I", tiff[4:8])[0]
-    count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
-    entries = {struct.unpack(order + "H", entry[:2])[0]: entry
-               for entry in (tiff[offset + 2 + 12 * i : offset + 14 + 12 * i] for i in range(count))}
-    following = tiff[offset + 2 + 12 * count : offset + 6 + 12 * count]
-    out = bytearray(tiff)
-    for tag, (kind, value) in tags.items():
-        if len(value) <= 4:
-            field = value.ljust(4, b"\0")
-        else:
-            out += b"\0" * (len(out) % 2)  # values start on a word boundary
-            field = struct.pack(order + "I", len(out))
-            out += value
-        entries[tag] = struct.pack(order + "HHI", tag, kind, len(value) // _TIFF_TYPE_SIZES[kind]) + field
-    out += b"\0" * (len(out) % 2)
-    out[4:8] = struct.pack(order + "I", len(out))
-    return bytes(out) + struct.pack(order + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + following
+    directory = ImageFileDirectory_v2(ifh=tiff[:8])
+    if image.exif:
+        exif = PillowImage.Exif()
+        exif.load(image.exif)
+        for tag in set(exif) - _TIFF_LAYOUT_TAGS:
+            directory[tag] = exif.get_ifd(tag) if tag in TiffTags.TAGS_V2_GROUPS else exif[tag]
+    with PillowImage.open(io.BytesIO(tiff)) as written:
+        for tag, value in written.tag_v2.items():
+            directory[tag], directory.tagtype[tag] = value, written.tag_v2.tagtype[tag]
+        strips = written.tag_v2[273]
+    added: dict[int, tuple[int, object]] = {}
+    if pixels.shape[2] == 4:
+        added[338] = (TiffTags.SHORT, 2)
+    if image.icc_profile:
+        added[34675] = (TiffTags.UNDEFINED, image.icc_profile)
+    if image.xmp:
+        added[700] = (TiffTags.BYTE, image.xmp)
+    if image.dpi:
+        added |= {282: (TiffTags.RATIONAL, image.dpi[0]), 283: (TiffTags.RATIONAL, image.dpi[1]), 296: (TiffTags.SHORT, 2)}
+    for tag, (kind, value) in added.items():
+        directory.tagtype[tag], directory[tag] = kind, value
+    start = len(tiff) + len(tiff) % 2  # directories start on a word boundary
+    order = "<" if tiff[:2] == b"II" else ">"
+    try:
+        serialised = directory.tobytes(start)
+    except (ValueError, TypeError, struct.error) as error:  # odd vendor tags Pillow cannot re-serialise
+        if not image.exif:
+            raise
+        logger.warning("%s: EXIF could not be written (%s); it is dropped", path, error)
+        return _add_tiff_tags(path, tiff, dataclasses.replace(image, exif=None), pixels)
+    written_directory = _keep_strip_offsets(path, bytearray(serialised), start, order, strips)
+    return tiff[:4] + struct.pack(order + "I", start) + tiff[8:] + b"\0" * (start - len(tiff)) + written_directory
+
+
+def _keep_strip_offsets(path: Path, directory: bytearray, start: int, order: str, strips: tuple[int, ...]) -> bytes:
+    """Pillow moves StripOffsets past the directory it writes (where its own writer puts the pixels);
+    here the pixels stay where OpenCV put them, so the tag gets its values back. ``directory`` is the
+    directory's bytes, to be written at file offset ``start``."""
+    for entry in range(2, 2 + 12 * struct.unpack(order + "H", directory[:2])[0], 12):
+        tag, kind, count = struct.unpack(order + "HHI", directory[entry : entry + 8])
+        if tag == 273 and count == len(strips):
+            values = struct.pack(order + ("H" if kind == 3 else "I") * count, *strips)
+            at = entry + 8 if len(values) <= 4 else struct.unpack(order + "I", directory[entry + 8 : entry + 12])[0] - start
+            directory[at : at + len(values)] = values
+            return bytes(directory)
+    raise MediaError(path, "could not place the TIFF's strip offsets")
 
 
 def _add_png_metadata(png: bytes, image: Image) -> bytes:
