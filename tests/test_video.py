@@ -86,6 +86,14 @@ def test_variable_frame_rate_timestamps_survive(restorer, tmp_path):
     out = tmp_path / "vfr_out.mkv"
     restore_video(source, out, restorer, codec="ffv1", segment_frames=3, progress=False)  # joined segments
     assert [f.time for f in read_all(out)] == pytest.approx([f.time for f in read_all(source)], abs=1e-3)
+    # x264's B-frames into MP4/MOV: a segment after a longer frame step (a dropped frame) had decode
+    # times reaching back into the previous segment, and the join failed ("segments overlap").
+    for pts in ([0, 1, 2, 3, 5, 6], [0, 1, 3, 4, 6, 7, 8, 12, 13]):
+        write_clip(source, moving_frames(len(pts)), fps=Fraction(30), pts=pts)
+        for suffix in (".mp4", ".mov"):
+            out = tmp_path / f"vfr_out{suffix}"
+            restore_video(source, out, restorer, segment_frames=3, progress=False)
+            assert [f.time for f in read_all(out)] == pytest.approx([f.time for f in read_all(source)], abs=1e-3)
 
 
 def test_rotation_and_ten_bit_are_kept(restorer, tmp_path):

@@ -633,6 +633,11 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
                                  if audio_from is not None else None)
                     segment = [packet for packet in container.demux(source) if packet.size]  # drop the flush packet
                     _fill_decode_timestamps(segment, Path(part))
+                    if last_dts is not None and segment and segment[0].dts * segment[0].time_base <= last_dts:
+                        # The encoder extrapolates a segment's first decode times backwards from the
+                        # frame steps after its start: after a longer step (variable frame rate, a
+                        # dropped frame) they reach into the previous segment. Its pts stand.
+                        _fill_decode_timestamps(segment, Path(part), replace=True)
                     for packet in segment:
                         if last_dts is not None and packet.dts * packet.time_base <= last_dts:
                             raise MediaError(Path(part), "segment timestamps overlap the previous segment's")
@@ -688,8 +693,9 @@ def _discard_partial(path: Path, partial: Path, *closeables: Any) -> None:
     partial.unlink(missing_ok=True)
 
 
-def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
-    """Give every packet of a segment (in decode order) a decode timestamp. Matroska stores only
+def _fill_decode_timestamps(packets: list[av.Packet], path: Path, *, replace: bool = False) -> None:
+    """Give every packet of a segment (in decode order) a decode timestamp (``replace``: new ones
+    for all). Matroska stores only
     presentation times, so its demuxer leaves some packets' dts unset when frames are reordered
     (B-frames); the muxer then cannot order two joined segments. With ``delay`` the deepest
     reordering in the segment (in frames), the ``i``-th dts becomes the ``(i - delay)``-th smallest
@@ -698,7 +704,7 @@ def _fill_decode_timestamps(packets: list[av.Packet], path: Path) -> None:
     by frames did, when millisecond rounding made one frame step longer than another)."""
     if any(packet.pts is None for packet in packets):
         raise MediaError(path, "a segment packet has no timestamp")
-    if all(packet.dts is not None for packet in packets):
+    if not replace and all(packet.dts is not None for packet in packets):
         return
     ordered = sorted(packet.pts for packet in packets)
     rank = {pts: index for index, pts in enumerate(ordered)}
