@@ -8,6 +8,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -94,6 +95,25 @@ def test_variable_frame_rate_timestamps_survive(restorer, tmp_path):
             out = tmp_path / f"vfr_out{suffix}"
             restore_video(source, out, restorer, segment_frames=3, progress=False)
             assert [f.time for f in read_all(out)] == pytest.approx([f.time for f in read_all(source)], abs=1e-3)
+
+
+def test_a_concatenated_file_with_audio_is_restored_whole(restorer, tmp_path, caplog):
+    """Two MPEG-TS files joined end to end (what `cat` and many capture tools give): the video's
+    timestamps jump back (already carried on by the reader) and so do the audio's; the join used
+    to fail on them after the whole restoration."""
+    part = tmp_path / "part.ts"
+    write_clip(part, moving_frames(8), audio_from=SAMPLE)
+    source = tmp_path / "joined.ts"
+    source.write_bytes(part.read_bytes() * 2)
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"out{suffix}"
+        restore_video(source, out, restorer, progress=False)
+        frames = read_all(out)
+        assert len(frames) == 16 and all(b.time > a.time for a, b in zip(frames, frames[1:]))
+        with av.open(str(out)) as container:
+            times = [float(p.pts * p.time_base) for p in container.demux(container.streams.audio[0]) if p.size]
+        assert all(b > a for a, b in zip(times, times[1:])) and times[-1] > frames[-1].time - 0.1
+    assert "audio stream 1's timestamps jump back" in caplog.text
 
 
 def test_rotation_and_ten_bit_are_kept(restorer, tmp_path):

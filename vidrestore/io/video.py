@@ -786,6 +786,9 @@ class _AudioCopy:
         self._packets = (self._input.demux(*(self._input.streams[i] for i in self._tracks)) if self._tracks
                          else iter(()))
         self._pending: av.Packet | None = None
+        self._shifts: dict[int, int] = {}  # stream index -> ticks added after its timestamps jumped back
+        self._last: dict[int, tuple[int, int]] = {}  # stream index -> (dts, duration) of its last packet
+        self._source = source
 
     def copy_until(self, end: float) -> None:
         """Write the source's audio that starts before ``end`` seconds."""
@@ -794,12 +797,33 @@ class _AudioCopy:
                 self._pending = next(self._packets, None)
                 if self._pending is None:
                     return
+                self._follow_on(self._pending)
             packet = self._pending
             if packet.pts is not None and packet.pts * packet.time_base >= end:
                 return
             self._pending = None
             if packet.dts is not None:  # demux ends with empty flush packets
                 self._write(packet)
+
+    def _follow_on(self, packet: av.Packet) -> None:
+        """Timestamps that do not increase (files joined end to end, a damaged stream) move on to
+        where the stream's previous packet ended, and the packets after them keep their spacing —
+        as the video reader does with frames; a muxer refuses them as they are."""
+        if packet.dts is None or packet.pts is None:
+            return
+        index = packet.stream.index
+        shift = self._shifts.get(index, 0)
+        last = self._last.get(index)
+        if last is not None and packet.dts + shift <= last[0]:
+            moved = shift
+            shift = last[0] + max(last[1], 1) - packet.dts
+            self._shifts[index] = shift
+            if not moved:
+                logger.warning("%s: %s stream %d's timestamps jump back at %.3f s (damaged or concatenated file); it "
+                               "carries on from there", self._source, packet.stream.type, index,
+                               float((last[0] + max(last[1], 1)) * packet.time_base))
+        packet.dts, packet.pts = packet.dts + shift, packet.pts + shift
+        self._last[index] = (packet.dts, packet.duration or 0)
 
     def _write(self, packet: av.Packet) -> None:
         source_stream, output_stream, transcode = self._tracks[packet.stream.index]
