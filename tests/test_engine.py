@@ -19,7 +19,7 @@ from vidrestore import Restorer
 from vidrestore.engine import shrink_corrections, tile_apply
 from vidrestore.errors import ModelError
 from vidrestore.io.convert import from_float, rgb_to_gray, to_float
-from vidrestore.nets.unet import UNet
+from vidrestore.nets.unet import ResBlock, UNet
 from vidrestore.weights import load_generator, save_generator
 
 MODEL_CONFIG = {"base_channels": 8}
@@ -306,6 +306,17 @@ def test_restorer_leaves_the_callers_module_alone() -> None:
     assert module.training
     assert all(parameter.requires_grad for parameter in module.parameters())
     assert module.head.weight.is_contiguous()
+    scales = [block.scale.clone() for block in module.modules() if isinstance(block, ResBlock)]
+    restorer = Restorer(module, device="cpu", precision="fp32", tile=0)
+    # The restorer folds its own copy's residual scales into the convs, never the caller's.
+    assert all(torch.equal(block.scale, scale) and not block.folded
+               for block, scale in zip((b for b in module.modules() if isinstance(b, ResBlock)), scales))
+    assert all(block.folded for block in restorer._model.modules() if isinstance(block, ResBlock))
+    frames = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = module.eval()(frames)
+        assert not torch.allclose(expected, frames, atol=1e-3)
+        torch.testing.assert_close(restorer._forward(frames), expected, atol=1e-5, rtol=0)
 
 
 def test_info_reports_device_precision_and_tiling(model: UNet) -> None:

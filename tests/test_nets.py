@@ -9,7 +9,7 @@ import torch
 
 from vidrestore import losses
 from vidrestore.nets.discriminator import PatchDiscriminator
-from vidrestore.nets.unet import UNet
+from vidrestore.nets.unet import ResBlock, UNet
 
 TINY = dict(base_channels=8, channel_multipliers=(1, 2, 4), encoder_blocks=(1, 1, 1), decoder_blocks=(1, 1, 1), middle_blocks=1)
 
@@ -181,3 +181,35 @@ def test_gate_grows_neutral_then_learns_to_leave_clean_input_alone():
         gated.gate.weight.zero_()
         gated.gate.bias.fill_(20.0)
         assert torch.allclose(gated(x) - x, 2 * (plain(x) - x), atol=1e-5)
+
+
+def test_folding_the_residual_scales_keeps_the_function_and_its_dtype():
+    """The engine folds each block's residual scale into its second conv (one pass over the
+    features fewer per block): same outputs to rounding, and under bf16 autocast the same dtypes
+    (the fp32 scale made each block's sum fp32; a folded block must not drop the stream to bf16)."""
+    import copy
+
+    torch.manual_seed(0)
+    net = UNet(base_channels=8, channel_multipliers=(1, 2), encoder_blocks=(1, 1), decoder_blocks=(1, 1),
+               middle_blocks=1).eval()
+    for block in net.modules():
+        if isinstance(block, ResBlock):
+            torch.nn.init.normal_(block.scale, 0.3, 0.2)  # scales of a trained net, not the 0.1 start
+    net.tail.weight.data.normal_(0, 0.05)
+    folded = copy.deepcopy(net)
+    for block in folded.modules():
+        if isinstance(block, ResBlock):
+            block.fold_scale()
+            block.fold_scale()  # a second fold is a no-op
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.allclose(net(x), folded(x), atol=1e-5) and not torch.equal(net(x), x)
+        seen = {}
+        for name, model in (("plain", net), ("folded", folded)):
+            block = model.encoders[0][0]
+            handle = block.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o.dtype))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model(x)
+            handle.remove()
+        assert seen["plain"] == seen["folded"] == torch.float32
+

@@ -45,6 +45,7 @@ from torch import nn
 
 from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.io.convert import _LUMA_WEIGHTS  # BT.601, the weights rgb_to_gray uses
+from vidrestore.nets.unet import ResBlock
 from vidrestore.weights import load_generator
 
 __all__ = ["DEFAULT_CORRECTION_FLOOR", "Restorer", "shrink_corrections", "tile_apply"]
@@ -353,6 +354,9 @@ class Restorer:
             if getattr(network, attribute, 3) != 3:
                 raise ValueError(f"the model must map RGB to RGB; it has {attribute}={getattr(network, attribute)}")
         network = network.to(self._device).eval().requires_grad_(False)
+        for module in network.modules():  # this copy only infers: fold residual scales into their convs
+            if isinstance(module, ResBlock):
+                module.fold_scale()
         if channels_last:
             network = network.to(memory_format=torch.channels_last)
         self._alignment = int(getattr(network, "size_multiple", 1))

@@ -28,9 +28,29 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.act = nn.LeakyReLU(negative_slope, inplace=True)
         self.scale = nn.Parameter(torch.full((1, channels, 1, 1), 0.1))
+        self.folded = False
+
+    @torch.no_grad()
+    def fold_scale(self) -> None:
+        """For inference: multiply the residual scale into ``conv2`` (its weights and bias, per output
+        channel) and set it to 1, so the block adds the conv's output to ``x`` in place — one pass over
+        the features instead of a multiply and an add, each with a tensor of its own. The block
+        computes the same function up to rounding; its parameters are no longer the trained ones,
+        so fold a copy, never a network that is still training."""
+        if not self.folded:
+            scale = self.scale.reshape(-1)
+            self.conv2.weight.mul_(scale.reshape(-1, 1, 1, 1).to(self.conv2.weight.dtype))
+            self.conv2.bias.mul_(scale.to(self.conv2.bias.dtype))
+            self.scale.fill_(1.0)
+            self.folded = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.scale * self.conv2(self.act(self.conv1(x)))
+        if not self.folded:
+            return x + self.scale * self.conv2(self.act(self.conv1(x)))
+        out = self.conv2(self.act(self.conv1(x)))
+        # The unfolded sum's dtype: under autocast the fp32 scale made it fp32 whatever the conv gave.
+        dtype = torch.promote_types(x.dtype, torch.promote_types(out.dtype, self.scale.dtype))
+        return (out if out.dtype == dtype else out.to(dtype)).add_(x)
 
 
 def _stage(channels: int, blocks: int) -> nn.Sequential:
