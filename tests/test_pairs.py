@@ -42,6 +42,8 @@ def test_same_seed_same_bytes_other_seed_differs_and_manifest_replays(tmp_path):
     assert a == {"done": 4, "skipped": 0, "failed": 1}
     assert digests(tmp_path / "a") == digests(tmp_path / "b")
     assert digests(tmp_path / "a") != digests(tmp_path / "c")
+    # The manifest too: its lines came in the order the workers finished, which --jobs changed.
+    assert (tmp_path / "a/manifest.jsonl").read_bytes() == (tmp_path / "b/manifest.jsonl").read_bytes()
     records = [json.loads(line) for line in open(tmp_path / "a/manifest.jsonl")]
     failed = [r for r in records if "error" in r]
     assert len(failed) == 1 and "broken.png" in failed[0]["error"]
@@ -177,6 +179,23 @@ def test_bad_inputs_and_settings_fail_up_front_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 7))  # nothing created before the check
+    for option, value, message in (("--seed", "-1", "--seed: must be 0..9223372036854775807, got -1"),
+                                   ("--jobs", "-2", "--jobs: must be >= 0, got -2")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["degrade", str(source), str(tmp_path / "o7"), option, value])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_folder_another_degrade_run_is_writing_is_refused(tmp_path):
+    """Each run deletes the temporary files it finds as a killed run's: a second one deleted the first's."""
+    from vidrestore.io._files import hold_folder
+
+    source = make_inputs(tmp_path)
+    (tmp_path / "out").mkdir()
+    with hold_folder(tmp_path / "out"):
+        with pytest.raises(ValueError, match="in use by another process .*another degrade run is writing there"):
+            write_pairs(source, tmp_path / "out", jobs=1, progress=False)
+    assert write_pairs(source, tmp_path / "out", jobs=1, progress=False)["done"] == 4
 
 
 def test_a_float_tiff_is_degraded_to_16_bit_and_one_bad_file_does_not_stop_the_run(tmp_path, monkeypatch):

@@ -504,6 +504,7 @@ def test_a_new_run_never_overwrites_a_finished_one(labelled, trained, tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("batch_size=0", "batch_size must be at least 1"),
+    ("epochs=0", "epochs must be at least 1"),  # was accepted: the summary named a model it never wrote
     ("lr=0", "lr must be > 0"),
     ("val_fraction=1", r"val_fraction must be in \(0, 1\)"),
 ])

@@ -589,6 +589,17 @@ def test_after_a_non_finite_loss_before_any_checkpoint_the_message_says_start_ag
     ("scale_range=2,1", "scale_range must satisfy 0 < low <= high"),
     ("mild_fraction=1.5", r"mild_fraction must be in \[0, 1\]"),
     ("out_dir=", "out_dir must name a folder"),
+    ("val_data=", "val_data must name a folder"),  # was: the current folder, searched recursively
+    ("train_data= ", "train_data must name a folder"),
+    ("lr_g=inf", "lr_g must be > 0 and finite"),
+    ("k2=-1", "k2 must be >= 0 and finite"),
+    ("generator.base_channels=0", "generator.base_channels and channel_multipliers must be at least 1"),
+    ("generator.channel_multipliers=0,2", "generator.base_channels and channel_multipliers must be at least 1"),
+    ("generator.channel_multipliers=1,2,4", "need one entry per level, got 3, 2, 2"),
+    ("generator.middle_blocks=-1", "must be at least 0"),
+    ("generator.encoder_blocks=-1,1", "must be at least 0"),
+    ("discriminator.base_channels=0", "discriminator.base_channels and layers must be at least 1"),
+    ("discriminator.layers=-2", "discriminator.base_channels and layers must be at least 1"),
 ])
 def test_more_bad_settings_are_refused_before_the_data_is_read(image_folder, tmp_path, override, message, monkeypatch):
     monkeypatch.setattr(loop, "PairDataset", None)  # reading the data would fail differently
@@ -695,3 +706,55 @@ def test_a_full_disk_after_the_checkpoint_names_the_file_that_failed(image_folde
     with pytest.raises(TrainingError, match=r"last.safetensors: could not save step 1 .*No space left"):
         train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=0", "val_every=100"))
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1  # what did get saved
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"batch_size": "abc"}, "batch_size: expected int, got 'abc'"),
+    ({"batch_size": 2.5}, "batch_size: expected int, got 2.5"),
+    ({"batch_size": True}, "batch_size: expected int, got True"),
+    ({"generator": 5}, "generator: expected an object of settings, got 5"),
+    ({"scale_range": 5}, "scale_range: expected a list, got 5"),
+    ({"scale_range": [1]}, r"scale_range: expected 2 values, got \[1\]"),
+    ({"generator": {"channel_multipliers": [1, "2"]}}, "generator.channel_multipliers: expected int, got '2'"),
+    ({"compile": "no"}, "compile: expected bool, got 'no'"),
+])
+def test_a_config_file_is_type_checked_like_set(tmp_path, settings, message):
+    """--config JSON went into the dataclass as it was: a string batch size, a number for a group or a
+    float for an int ended in a traceback, or failed only once training had started."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.load(path)
+    path.write_text(json.dumps({"lr_g": 1, "scale_range": [1, 2], "generator": {"channel_multipliers": [1, 2]}}))
+    loaded = TrainConfig.load(path)  # an integer where a float goes is fine, and lists are tuples
+    assert loaded.lr_g == 1.0 and isinstance(loaded.lr_g, float) and loaded.scale_range == (1.0, 2.0)
+    assert loaded.generator.channel_multipliers == (1, 2)
+
+
+def test_a_folder_a_run_is_writing_refuses_a_second_run(image_folder, tmp_path):
+    """Two processes writing one run folder interleaved their checkpoints, weights and curves."""
+    from vidrestore.io._files import hold_folder
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = hold_folder(out)  # as a running training holds it
+    try:
+        with pytest.raises(TrainingError, match=r"in use by another process \(pid \d+\).*a training run is writing"):
+            train(tiny_config(image_folder, out, "steps=1", "d_pretrain_steps=1"))
+        assert not (out / "config.json").exists()
+    finally:
+        holder.close()
+    summary = train(tiny_config(image_folder, out, "steps=1", "d_pretrain_steps=1"))  # released: it runs
+    assert summary["step"] == 2
+
+
+def test_a_full_disk_at_the_first_checkpoint_says_to_run_the_same_command_again(image_folder, tmp_path, monkeypatch):
+    import errno
+
+    def full(path, state):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(loop, "save_checkpoint", full)
+    with pytest.raises(TrainingError, match="no checkpoint had been written yet: free space and run the same command"):
+        train(tiny_config(image_folder, tmp_path, "steps=1", "d_pretrain_steps=1"))
+

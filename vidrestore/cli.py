@@ -207,7 +207,8 @@ def _ranged(kind: type, low: float, high: float | None = None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
         if not (low <= value and (high is None or value <= high)):
-            span = f"{low:g}..{high:g}" if high is not None else f">= {low:g}"
+            shown = str if kind is int else (lambda number: f"{number:g}")
+            span = f"{shown(low)}..{shown(high)}" if high is not None else f">= {shown(low)}"
             raise argparse.ArgumentTypeError(f"must be {span}, got {text}")
         return value
     return parse
@@ -283,9 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(write to another folder, or delete OUTPUT to start over).")
     p.add_argument("input", help="image/video file or folder (recursive)")
     p.add_argument("output", help="output folder (degraded/, clean/, manifest.jsonl); not INPUT or inside it")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_ranged(int, 0, 2**63 - 1), default=0)
     p.add_argument("--variants", type=int, default=1, help="degraded copies per file (default 1)")
-    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=_ranged(int, 0), default=0, help="worker processes (default 0: all cores)")
     p.add_argument("--config", help="degradation config JSON (DegradeConfig fields)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. noise.probability=0.9")
     p.set_defaults(func=_cmd_degrade)
@@ -336,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--crop-size", type=_ranged(int, 16), default=256, help="crop side in pixels (default 256)")
     q.add_argument("--scale-range", type=_pair, default=(0.5, 1.0),
                    help="area downscale of the photo before cropping, LOW,HIGH (default 0.5,1.0)")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    q.add_argument("--seed", type=_ranged(int, 0, 2**63 - 1), default=0)
+    q.add_argument("--jobs", type=_ranged(int, 0), default=0, help="worker processes (default 0: all cores)")
     q.set_defaults(func=_cmd_quality_label)
     q = qsub.add_parser("train", help="train the classifier (cross-entropy, early stopping, resumable)")
     q.add_argument("--config", help="QualityTrainConfig JSON (a run's config.json)")
@@ -367,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="quality model (.safetensors); default: the shipped one")
     p.add_argument("--crops", type=_ranged(int, 1), help="crops pooled per image (default: the model's)")
     p.add_argument("--link", action="store_true", help="hard-link kept files instead of copying")
-    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=_ranged(int, 0), default=0, help="worker processes (default 0: all cores)")
     p.set_defaults(func=_cmd_curate)
 
     p = sub.add_parser("bench", help="benchmark report: PSNR/SSIM, warping error and speed against baselines")

@@ -41,7 +41,7 @@ from vidrestore.degrade import DegradeConfig, Plan, apply_op, apply_plan, sample
 from vidrestore.degrade.sample import H264, TemporalNoise
 from vidrestore.degrade.video_ops import noise_sigmas
 from vidrestore.errors import VidrestoreError
-from vidrestore.io._files import make_folder
+from vidrestore.io._files import FolderInUse, atomic_output, hold_folder, make_folder
 
 __all__ = ["PairTask", "plan_tasks", "run_task", "write_pairs"]
 
@@ -246,6 +246,16 @@ def write_pairs(
     if not tasks:
         raise ValueError(f"{in_path}: no images or videos to degrade")
     make_folder(out_dir)
+    try:  # a second run into the folder would delete this one's temporary files as stale
+        lock = hold_folder(out_dir)
+    except FolderInUse as exc:
+        raise ValueError(f"{out_dir}: {exc.strerror}: another degrade run is writing there") from None
+    with lock:
+        return _write_pairs(out_dir, tasks, jobs, progress)
+
+
+def _write_pairs(out_dir: Path, tasks: list[PairTask], jobs: int | None, progress: bool) -> dict[str, int]:
+    """:func:`write_pairs` once ``out_dir`` is this process's."""
     manifest_path = out_dir / MANIFEST
     done = _read_manifest(manifest_path)
     if any("settings" not in record for record in done.values()):
@@ -278,4 +288,15 @@ def write_pairs(
             else:
                 counts["done"] += 1
             bar.update(1)
+    _sort_manifest(manifest_path, [t.key for t in tasks])
     return counts
+
+
+def _sort_manifest(path: Path, keys: list[str]) -> None:
+    """Rewrite the manifest (atomically) in task order: workers finish in an order that depends on
+    ``jobs`` and timing, and the same seed should give the same file."""
+    rank = {key: index for index, key in enumerate(keys)}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records.sort(key=lambda record: (rank.get(record.get("key"), len(rank)), "error" in record))
+    with atomic_output(path) as temporary:
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in records))

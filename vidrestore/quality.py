@@ -648,7 +648,7 @@ class QualityTrainConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting out of its range (before a run starts)."""
-        minimum = {"batch_size": 1, "epochs": 0, "stop_after": 0, "patience": 1, "samples_per_epoch": 0,
+        minimum = {"batch_size": 1, "epochs": 1, "stop_after": 0, "patience": 1, "samples_per_epoch": 0,
                    "crop_size": 16, "crop_count": 1, "warmup_steps": 0, "bn_batches": 0, "num_workers": 0, "threads": 0}
         for name, low in minimum.items():
             if getattr(self, name) < low:

@@ -16,10 +16,11 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 
-__all__ = ["atomic_output", "changed_settings", "folders_holding", "make_folder", "record_settings", "partial_path", "remove_stale_partials", "require_file", "unidentified_error"]
+__all__ = ["atomic_output", "changed_settings", "folders_holding", "hold_folder", "make_folder", "record_settings", "partial_path", "remove_stale_partials", "require_file", "unidentified_error"]
 
 
 def require_file(path: str | Path) -> Path:
@@ -73,6 +74,35 @@ def make_folder(folder: Path) -> None:
         if blocker is None:
             raise
         raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder", str(folder)) from error
+
+
+class FolderInUse(OSError):
+    """Another process holds the folder (:func:`hold_folder`)."""
+
+
+def hold_folder(folder: Path) -> Any:
+    """Claim ``folder`` (it must exist) for this process: an exclusive lock on ``folder/.lock``
+    (flock: released when the returned file is closed or the process ends, even killed, so it is
+    never stale). Raises :class:`FolderInUse`, naming the holder's process id, when another
+    process holds it. Without ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return contextlib.nullcontext()
+    handle = open(Path(folder) / ".lock", "a+")  # noqa: SIM115 - held for the caller's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise FolderInUse(errno.EBUSY, f"in use by another process{f' ({holder})' if holder else ''}",
+                          str(folder)) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def remove_stale_partials(paths: Iterable[Path]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,11 +103,16 @@ class TrainConfig:
         if self.patch_size < smallest:
             raise ValueError(f"patch_size must be at least {smallest} "
                              f"(discriminator.layers={self.discriminator.layers}), got {self.patch_size}")
-        if not self.out_dir.strip():
-            raise ValueError("out_dir must name a folder (it was empty)")
+        for name in ("out_dir", "train_data", "val_data"):  # "" would be the current folder, searched recursively
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} must name a folder (it was empty)")
         for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)}")
+        for name in ("k1", "k2", "weight_decay"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)}")
+        _check_networks(self.generator, self.discriminator)
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
         if not 0 <= self.lr_min_ratio <= 1:
@@ -136,6 +142,22 @@ class TrainConfig:
         return cls.from_dict(read_json_object(path))
 
 
+def _check_networks(generator: GeneratorConfig, discriminator: DiscriminatorConfig) -> None:
+    """Network sizes torch would only refuse with a traceback, or after a warm-up phase."""
+    levels = len(generator.channel_multipliers)
+    if not levels or len(generator.encoder_blocks) != levels or len(generator.decoder_blocks) != levels:
+        raise ValueError("generator.channel_multipliers, encoder_blocks and decoder_blocks need one entry per level, "
+                         f"got {levels}, {len(generator.encoder_blocks)}, {len(generator.decoder_blocks)}")
+    if generator.base_channels < 1 or min(generator.channel_multipliers) < 1:
+        raise ValueError("generator.base_channels and channel_multipliers must be at least 1, got "
+                         f"{generator.base_channels} and {generator.channel_multipliers}")
+    if min(generator.encoder_blocks + generator.decoder_blocks + (generator.middle_blocks,)) < 0:
+        raise ValueError("generator.encoder_blocks, decoder_blocks and middle_blocks must be at least 0")
+    if discriminator.base_channels < 1 or discriminator.layers < 1:
+        raise ValueError("discriminator.base_channels and layers must be at least 1, got "
+                         f"{discriminator.base_channels} and {discriminator.layers}")
+
+
 def read_json_object(path: str | Path) -> dict[str, Any]:
     """A JSON object from ``path``; ValueError naming the file when it is not one."""
     try:
@@ -162,12 +184,34 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> An
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ValueError(f"{prefix}{name}: expected an object of settings, got {value!r}")
             value = _build(hint, value, prefix + name + ".", getattr(base, name))
-        elif isinstance(value, list):
-            value = tuple(value)
+        else:
+            value = _typed(value, hint, prefix + name)
         kwargs[name] = value
     return dataclasses.replace(base, **kwargs)
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """A JSON value as the field's type wants it — the checks ``--set`` makes by parsing: a list
+    of the right length for a tuple, an integer (not a bool) for int, a number for float (an
+    integer is fine), a bool, a string. ValueError naming ``key`` otherwise."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        item_types = [args[0]] * len(value) if (len(args) == 2 and args[1] is Ellipsis) else list(args)
+        if len(item_types) != len(value):
+            raise ValueError(f"{key}: expected {len(item_types)} values, got {list(value)!r}")
+        return tuple(_typed(item, item_type, key) for item, item_type in zip(value, item_types))
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    fits = {bool: isinstance(value, bool), int: number and isinstance(value, int), float: number,
+            str: isinstance(value, str)}.get(hint, True)
+    if not fits:
+        raise ValueError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return float(value) if hint is float else value
 
 
 def _parse(text: str, hint: Any) -> Any:

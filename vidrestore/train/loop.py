@@ -35,7 +35,7 @@ from vidrestore import losses
 from vidrestore.data import PairDataset
 from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.errors import VidrestoreError
-from vidrestore.io._files import atomic_output, make_folder, remove_stale_partials
+from vidrestore.io._files import FolderInUse, atomic_output, hold_folder, make_folder, remove_stale_partials
 from vidrestore.metrics import psnr, ssim
 from vidrestore.nets.discriminator import PatchDiscriminator
 from vidrestore.nets.unet import UNet
@@ -269,8 +269,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                           pin_memory=device.type == "cuda")
     val_degraded, val_clean = _validation_set(config) if main else (None, None)
     val_soft = _soften(val_clean) if main else None
+    run_lock = None
     if main:
         make_folder(out_dir)
+        try:  # two runs writing one folder would interleave their checkpoints and curves
+            run_lock = hold_folder(out_dir)
+        except FolderInUse as exc:
+            raise TrainingError(f"{out_dir}: {exc.strerror}: a training run is writing there; wait for it to end, "
+                                "or pick another --out") from None
         remove_stale_partials([out_dir / name for name in ("checkpoint.pt", "config.json", *_RUN_WEIGHTS)])
         for old in out_dir.glob(".checkpoint.pt*.partial"):  # the same, as versions before 0.1.1 named them
             old.unlink(missing_ok=True)
@@ -314,8 +320,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             disk = isinstance(exc, OSError) or isinstance(exc.__cause__ or exc.__context__, OSError) or "pos" in str(exc)
             if not disk:
                 raise
-            raise TrainingError(f"{checkpoint_path}: could not save step {step} ({_brief(exc)}); the previous "
-                                "checkpoint is intact: free space and resume") from exc
+            advice = ("the previous checkpoint is intact: free space and resume" if checkpoint_path.is_file() else
+                      "no checkpoint had been written yet: free space and run the same command again")
+            raise TrainingError(f"{checkpoint_path}: could not save step {step} ({_brief(exc)}); {advice}") from exc
         _save_weights(out_dir / "config.json", lambda path: saved_config.save(path), step)
         _save_weights(out_dir / "last.safetensors",
                       lambda path: save_generator(path, ema.model, _generator_config(config), {"step": str(step)}), step)
@@ -470,6 +477,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             writer.close()
         del g_model, d_model  # DDP's wrappers hold the process group: let it go before it is destroyed
         distributed.teardown(dist_info, synchronize=finished)
+        if run_lock is not None:
+            run_lock.close()
     return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop.now,
             "stopped_by": stop.by,
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
