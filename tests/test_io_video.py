@@ -162,13 +162,19 @@ def test_ffv1_is_lossless_for_rgb(bit_depth: int, dtype: type, tmp_path: Path) -
     assert all(np.array_equal(frame.rgb, expected) for frame, expected in zip(frames, noise, strict=True))
 
 
-def test_odd_size_uses_full_chroma(tmp_path: Path) -> None:
+def test_odd_size_uses_full_chroma_and_says_so(tmp_path: Path, caplog) -> None:
     image = gradient(height=33, width=47)
     output = tmp_path / "odd.mp4"
     with VideoWriter(output, width=47, height=33, fps=FPS, crf=10) as writer:
         writer.write(image)
     assert probe(output).pix_fmt == "yuv444p"
     assert np.abs(read_all(output)[0].rgb.astype(float) - image).mean() < 3
+    # Silent before: the README says video is written 4:2:0, which plays everywhere; 4:4:4 does not.
+    assert caplog.text.count("47x33 has an odd side, which 4:2:0 chroma cannot have: written 4:4:4") == 1
+    caplog.clear()
+    with VideoWriter(tmp_path / "even.mp4", width=48, height=32, fps=FPS, chroma="444") as writer:
+        writer.write(gradient(height=32, width=48))
+    assert "odd side" not in caplog.text
 
 
 def test_variable_frame_rate_timestamps_survive(tmp_path: Path) -> None:

@@ -145,6 +145,9 @@ def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_fold
     blocked = run(str(tmp_path / "in"), "-o", str(tmp_path / "blocked"), "--model", str(model_path))
     assert blocked.returncode == 1 and "Traceback" not in blocked.stderr, blocked.stderr
     assert "restored 0, skipped 0, failed 2" in blocked.stdout, blocked.stdout + blocked.stderr
+    # ... found before the file is restored (a video's frames were all restored first), without a work folder.
+    assert blocked.stderr.count("is a folder; remove it or name another output") == 2, blocked.stderr
+    assert not list((tmp_path / "blocked").glob(".clip.mp4.parts"))
     # A codec error is found before any frame is restored: no output and no work folder.
     bogus = run(str(tmp_path / "in" / "clip.mp4"), "-o", str(tmp_path / "out" / "clip.mp4"), "--model", str(model_path),
                 "--codec", "bogus")

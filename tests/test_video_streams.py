@@ -17,7 +17,7 @@ import torch
 
 from vidrestore.cli import main
 from vidrestore.engine import Restorer
-from vidrestore.errors import MediaError
+from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import VideoReader, probe
 from vidrestore.nets.unet import UNet
 from vidrestore import video as video_module
@@ -42,7 +42,7 @@ def pictures(count: int = FRAMES) -> list[np.ndarray]:
 def make_clip(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p", rate: int = 25, options=None,
               sar: Fraction | None = None, pts: list[int] | None = None, time_base: Fraction | None = None,
               audio: str | None = None, subtitles: bool = False, tags: dict | None = None,
-              chapters: list[dict] | None = None) -> Path:
+              chapters: list[dict] | None = None, frames: int | None = None) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
@@ -67,7 +67,7 @@ def make_clip(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p", r
             text.metadata["language"] = "eng"
         if chapters:
             container.set_chapters(chapters)
-        for index, picture in enumerate(pictures()):
+        for index, picture in enumerate(pictures()[:frames]):
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
             frame.pts = index if pts is None else pts[index]
             container.mux(stream.encode(frame))
@@ -104,6 +104,54 @@ def test_interlaced_input_stays_interlaced_and_is_named(restorer, tmp_path, capl
     with av.open(str(tmp_path / "out.mkv")) as container:
         assert container.streams.video[0].codec_context.field_order == probe(source).field_order
         assert next(container.decode(video=0)).interlaced_frame
+
+
+def test_cover_art_and_a_second_video_stream_are_named_when_left_out(restorer, tmp_path, caplog):
+    """Music videos and podcasts carry cover art as a one-frame "video" stream: it was dropped
+    without a word (subtitles that do not fit are named)."""
+    source = tmp_path / "cover.mp4"
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        for index, picture in enumerate(pictures()):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        art = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        art.pts = 0
+        container.mux(cover.encode(art))
+        container.mux(cover.encode(None))
+    with caplog.at_level(logging.WARNING):
+        restore_video(source, tmp_path / "out.mp4", restorer, segment_frames=2, progress=False)
+    assert caplog.text.count("the cover picture (stream 1) is left out: only the first video stream is restored") == 1
+    assert probe(tmp_path / "out.mp4").frame_count == FRAMES and (probe(tmp_path / "out.mp4").width, ) == (WIDTH, )
+
+
+def test_interlaced_into_a_codec_that_codes_frames_says_so(restorer, tmp_path, caplog):
+    source = make_clip(tmp_path / "tff.mkv", options={"x264-params": "interlaced=1:tff=1"})
+    with caplog.at_level(logging.WARNING):
+        restore_video(source, tmp_path / "out.mkv", restorer, codec="ffv1", progress=False)
+    assert caplog.text.count("ffv1 codes the interlaced source as progressive frames") == 1
+
+
+def test_ffv1_into_mpeg_ts_is_refused_before_any_frame(restorer, tmp_path):
+    """MPEG-TS's muxer took FFV1 as a data stream: exit 0 and a file no player shows."""
+    source = make_clip(tmp_path / "in.mkv")
+    with pytest.raises(UnsupportedFormatError, match=r"\.ts files cannot hold ffv1 video"):
+        restore_video(source, tmp_path / "out.ts", restorer, codec="ffv1", progress=False)
+    assert not any(tmp_path.glob(".out.ts*")) and not (tmp_path / "out.ts").exists()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".ts"])
+def test_a_one_frame_clip_encodes_with_x265(restorer, tmp_path, suffix):
+    """x265 gave a clip's only frame a decode time of about -9e13, which MP4/MOV refused."""
+    source = make_clip(tmp_path / "one.mp4", frames=1)
+    restore_video(source, tmp_path / f"out{suffix}", restorer, codec="libx265", progress=False)
+    assert probe(tmp_path / f"out{suffix}").frame_count == 1
 
 
 @pytest.mark.parametrize(("pix_fmt", "kept"), [("yuv422p", "yuv422p"), ("yuv444p", "yuv444p"),

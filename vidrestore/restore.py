@@ -126,6 +126,9 @@ def restore_paths(
         if first is not source:
             report.failed.append((source, f"its output {target} is also {first}'s; restore them into separate folders"))
             continue
+        if target.is_dir():  # found now, not when the finished file is moved into place
+            report.failed.append((source, f"its output {target} is a folder; remove it or name another output"))
+            continue
         if skip_existing and target.exists():
             report.skipped.append(source)
             continue

@@ -245,7 +245,7 @@ def restore_video(
         raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
     info = probe(source)
     if info.interlaced:
-        log.warning("%s: interlaced (%s field first): restored as whole frames, written interlaced; deinterlace it "
+        log.warning("%s: interlaced (%s field first): restored as whole frames, written interlaced by libx264; deinterlace it "
                     "first (bwdif, QTGMC) for a better result", source,
                     "top" if info.field_order in FIELD_TOP_FIRST else "bottom")
     config = TemporalConfig(radius=temporal_radius, strength=temporal_strength) if temporal else None

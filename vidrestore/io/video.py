@@ -226,7 +226,7 @@ class VideoReader:
         if self.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
             self._container.close()
             raise ValueError(f"VideoReader: dtype must be uint8 or uint16, got {self.dtype}")
-        self._stream = self._container.streams.video[0]
+        self._stream = main_video_stream(self._container)
         self._stream.codec_context.thread_type = "AUTO"
         self._started = False
         self.shortfall: str | None = None  # after iterating: why fewer frames came than announced
@@ -370,9 +370,14 @@ class VideoWriter:
         if chroma not in ("420", "422", "444"):
             raise ValueError(f"VideoWriter: chroma must be 420, 422 or 444, got {chroma!r}")
         self._pixel_format = _pixel_format(self.path, self._encoder or codec, bit_depth, width, height, chroma)
+        if chroma != "444" and "444" in self._pixel_format and (width % 2 or height % 2):
+            _warner(quiet)("%s: %dx%d has an odd side, which %s chroma cannot have: written 4:4:4, which many "
+                           "players and browsers do not play (crop or pad the source to even sides for 4:2:0)",
+                           self.path, width, height, "4:2:2" if chroma == "422" else "4:2:0")
         self._time_base = Fraction(time_base) if time_base is not None else 1 / fps
         self._frame_step = max(1, round(1 / (fps * self._time_base)))
         self._last_pts: int | None = None
+        self._last_dts: int | None = None
         is_rgb = av.VideoFormat(self._pixel_format).is_rgb
         default_tag = default_matrix(width, height)
         self._color_range = (
@@ -400,6 +405,9 @@ class VideoWriter:
         self, fps: Fraction, crf: int | None, preset: str, primaries: int, trc: int, rotation: int
     ) -> av.VideoStream:
         try:
+            if self.path.suffix.lower() == ".ts" and self._encoder not in ("libx264", "libx265"):
+                # MPEG-TS's muxer takes any codec, as a data stream no player shows.
+                raise ValueError("not an MPEG-TS video codec")
             stream = self._container.add_stream(self._encoder, rate=fps)
         except ValueError as error:
             raise UnsupportedFormatError(
@@ -438,9 +446,9 @@ class VideoWriter:
             first = "tff" if field_order in FIELD_TOP_FIRST else "bff"
             self._stream.options = self._stream.options | {
                 "x264-params": f"{self._stream.options['x264-params']}:interlaced=1:{first}=1"}
-        elif self._encoder == "libx265":
-            warn("%s: libx265 codes the interlaced source as progressive frames (only the field order is tagged); "
-                 "use libx264 to keep it interlaced", self.path)
+        else:
+            warn("%s: %s codes the interlaced source as progressive frames; use libx264 to keep it interlaced",
+                 self.path, self._encoder)
 
     def __enter__(self) -> Self:
         return self
@@ -483,7 +491,14 @@ class VideoWriter:
         self.frames_written += 1
 
     def _encode(self, frame: av.VideoFrame | None, pts: int) -> None:
-        self._container.mux(self._stream.encode(frame))
+        for packet in self._stream.encode(frame):
+            if packet.pts is not None and packet.dts is not None and not (
+                    packet.pts - 64 * self._frame_step <= packet.dts <= packet.pts):
+                # x265 gives a clip's only frame a decode time of about -9e13 ticks, which the
+                # MP4/MOV muxers refuse ("Not yet implemented"): no encoder reorders 64 frames.
+                packet.dts = packet.pts if self._last_dts is None or packet.pts > self._last_dts else self._last_dts + 1
+            self._last_dts = packet.dts
+            self._container.mux(packet)
         if self._audio is not None:
             self._audio.copy_until(float(pts * self._time_base))
 
@@ -745,7 +760,13 @@ class _AudioCopy:
         self._tracks: dict[int, tuple[av.stream.Stream, av.stream.Stream, bool]] = {}
         _copy_tags(self._input, output)
         if self._input.streams.video and output.streams.video:  # the video track's language, title
-            _copy_tags(self._input.streams.video[0], output.streams.video[0])
+            restored = main_video_stream(self._input)
+            _copy_tags(restored, output.streams.video[0])
+            for other in self._input.streams.video:
+                if other is not restored:
+                    cover = other.disposition & av.stream.Disposition.attached_pic
+                    _warner(quiet)("%s: %s (stream %d) is left out: only the first video stream is restored", source,
+                                   "the cover picture" if cover else "a second video stream", other.index)
         chapters = self._input.chapters()
         if chapters:
             output.set_chapters(chapters)
@@ -859,8 +880,15 @@ def _open_input(path: Path, *, require_video: bool = True) -> av.container.Input
     return container
 
 
+def main_video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    """The video stream restored: the first that is not cover art (an attached picture, which
+    MP4 and MKV files of music videos and podcasts carry as a one-frame "video" stream)."""
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    return (moving or list(container.streams.video))[0]
+
+
 def _describe(path: Path, container: av.container.InputContainer) -> VideoInfo:
-    stream = container.streams.video[0]
+    stream = main_video_stream(container)
     context = stream.codec_context
     if context is None or context.format is None:
         raise UnsupportedFormatError(path, "no decoder for this video codec or pixel format")
