@@ -600,6 +600,7 @@ def test_after_a_non_finite_loss_before_any_checkpoint_the_message_says_start_ag
     ("generator.encoder_blocks=-1,1", "must be at least 0"),
     ("discriminator.base_channels=0", "discriminator.base_channels and layers must be at least 1"),
     ("discriminator.layers=-2", "discriminator.base_channels and layers must be at least 1"),
+    ("val_samples=1000000", "would hold 549 GiB of validation crops of 128 px in memory"),  # was: silent for minutes
 ])
 def test_more_bad_settings_are_refused_before_the_data_is_read(image_folder, tmp_path, override, message, monkeypatch):
     monkeypatch.setattr(loop, "PairDataset", None)  # reading the data would fail differently

@@ -98,6 +98,12 @@ class TrainConfig:
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        # Validation crops (max(patch_size, 128) px; degraded, clean and a soft copy) are held in memory.
+        side = max(self.patch_size, 128)
+        held = self.val_samples * 3 * 3 * side * side * 4
+        if held > 8 * 2**30:
+            raise ValueError(f"val_samples={self.val_samples} would hold {held / 2**30:.0f} GiB of validation crops "
+                             f"of {side} px in memory (8 GiB at most): use fewer")
         # Each discriminator layer halves the crop (2^layers), and the soft-input check halves it (2).
         smallest = 2 ** max(1, self.discriminator.layers)
         if self.patch_size < smallest:
