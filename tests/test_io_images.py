@@ -457,6 +457,39 @@ def test_a_gray_profile_is_not_put_on_pixels_stored_as_rgb(tmp_path, suffix, cha
     assert read_image(tmp_path / "kept.png").icc_profile == gray_icc  # stored as gray: kept
 
 
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_sixteen_bit_tiff_carries_a_cameras_interop_directory_and_no_source_offsets(tmp_path, order):
+    """A camera's EXIF points from its Exif directory to an Interop directory by offset: copied as a
+    number, the pointer landed on the new file's pixel data ("Corrupt EXIF data"). (Reading the
+    written file back also lost its EXIF: Pillow had closed the file before the Exif directory was
+    read, "seek of closed file".)"""
+    import struct
+
+    def directory(entries):
+        return (struct.pack(order + "H", len(entries)) + b"".join(struct.pack(order + "HHI", *e[:3]) + e[3] for e in entries)
+                + struct.pack(order + "I", 0))
+
+    exif_at, interop_at = 8 + 30, 8 + 30 + 30
+    raw = (b"Exif\0\0" + (b"II*\0" if order == "<" else b"MM\0*") + struct.pack(order + "I", 8)
+           + directory([(0x010F, 2, 4, b"abc\0"), (0x8769, 4, 1, struct.pack(order + "I", exif_at))])
+           + directory([(0x9000, 7, 4, b"0231"), (0xA005, 4, 1, struct.pack(order + "I", interop_at))])
+           + directory([(0x0001, 2, 4, b"R98\0")]))
+    write_image(tmp_path / "o.tif", Image(random_pixels(3, np.uint16), exif=raw))
+    kept = PillowImage.Exif()
+    kept.load(read_image(tmp_path / "o.tif").exif)
+    assert kept[0x010F] == "abc" and kept.get_ifd(0x8769)[0x9000] == b"0231"
+    assert dict(kept.get_ifd(0xA005)) == {1: "R98"}
+    # A TIFF source's own offsets (sub-images, a thumbnail) and Photoshop's layers are not carried.
+    source = PillowImage.fromarray(random_pixels(3, np.uint8))
+    info = PillowImage.Exif()
+    info[0x010F], info[513], info[514], info[37724] = "abc", 8, 100, b"layers"
+    source.save(tmp_path / "ps.tif", exif=info.tobytes())
+    carried = PillowImage.Exif()
+    carried.load(read_image(tmp_path / "ps.tif").exif)
+    assert carried[0x010F] == "abc" and not {513, 514, 37724} & set(carried)
+
+
+
 def test_sixteen_bit_tiff_whose_exif_cannot_be_written_is_kept_without_it(tmp_path, monkeypatch, caplog):
     from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
@@ -549,6 +582,14 @@ def test_png_gamma_chromaticity_and_srgb_chunks_are_kept(tmp_path, channels, dty
         PillowImage.fromarray(pixels).save(tmp_path / "r.png", pnginfo=info)
         write_image(tmp_path / "r2.png", read_image(tmp_path / "r.png"))
         assert _png_chunk_payloads(tmp_path / "r2.png")[b"sRGB"] == b"\x01"
+    # With an ICC profile too, the sRGB chunk goes (PNG allows one of them; libpng drops the later
+    # iCCP), as Pillow does for 8-bit.
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for depth in (np.uint8, np.uint16):
+        write_image(tmp_path / "both.png", Image(random_pixels(3, depth), icc_profile=icc,
+                                                 png_colour={b"sRGB": b"\x00", **colour}))
+        written = _png_chunk_payloads(tmp_path / "both.png")
+        assert b"sRGB" not in written and b"iCCP" in written and written[b"gAMA"] == colour[b"gAMA"]
 
 
 def test_xmp_too_long_for_jpeg_and_a_huge_maker_note(tmp_path, caplog):

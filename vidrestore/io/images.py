@@ -101,6 +101,13 @@ _TIFF_LAYOUT_TAGS = frozenset(
         531,
         532,
         34675,
+        # Offsets into the source file (sub-images, a JPEG thumbnail) and Photoshop's layers and
+        # image resources, which describe the source's pixels, not the restored ones.
+        330,
+        513,
+        514,
+        34377,
+        37724,
     }
 )
 _SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -253,9 +260,11 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
             path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
         )
     raw_mode = _raw_mode(picture)
+    # Before load(): a TIFF's Exif/GPS directories are read from the file when first asked for,
+    # and Pillow closes a one-page TIFF once its pixels are loaded ("seek of closed file").
+    exif, orientation = _upright_exif(picture, source_format)
     picture.load()
     icc_profile = picture.info.get("icc_profile") or None
-    exif, orientation = _upright_exif(picture, source_format)
     if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
         pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
     else:
@@ -617,7 +626,13 @@ def _add_tiff_tags(path: Path, tiff: bytes, image: Image, pixels: np.ndarray) ->
         exif = PillowImage.Exif()
         exif.load(image.exif)
         for tag in set(exif) - _TIFF_LAYOUT_TAGS:
-            directory[tag] = exif.get_ifd(tag) if tag in TiffTags.TAGS_V2_GROUPS else exif[tag]
+            if tag in TiffTags.TAGS_V2_GROUPS:
+                group = dict(exif.get_ifd(tag))
+                if 0xA005 in group:  # the Interop directory: an offset into the source EXIF, carried as a directory
+                    group[0xA005] = dict(exif.get_ifd(0xA005))
+                directory[tag] = group
+            else:
+                directory[tag] = exif[tag]
     with PillowImage.open(io.BytesIO(tiff)) as written:
         for tag, value in written.tag_v2.items():
             directory[tag], directory.tagtype[tag] = value, written.tag_v2.tagtype[tag]
@@ -663,7 +678,9 @@ def _keep_strip_offsets(path: Path, directory: bytearray, start: int, order: str
 def _add_png_metadata(png: bytes, image: Image) -> bytes:
     """Insert gAMA, cHRM, sRGB, iCCP, eXIf, pHYs and iTXt chunks (what Pillow writes for 8-bit) right
     after the IHDR chunk (signature 8 bytes + IHDR 25 bytes)."""
-    chunks = [_png_chunk(kind, payload) for kind, payload in (image.png_colour or {}).items()]
+    # With an ICC profile no sRGB chunk (PNG allows one or the other; libpng drops the later iCCP), as Pillow does.
+    chunks = [_png_chunk(kind, payload) for kind, payload in (image.png_colour or {}).items()
+              if not (kind == b"sRGB" and image.icc_profile)]
     if image.icc_profile:
         chunks.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(image.icc_profile)))
     if image.exif:
