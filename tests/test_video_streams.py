@@ -42,7 +42,7 @@ def pictures(count: int = FRAMES) -> list[np.ndarray]:
 def make_clip(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p", rate: int = 25, options=None,
               sar: Fraction | None = None, pts: list[int] | None = None, time_base: Fraction | None = None,
               audio: str | None = None, subtitles: bool = False, tags: dict | None = None,
-              chapters: list[dict] | None = None, frames: int | None = None) -> Path:
+              chapters: list[dict] | None = None, frames: int | None = None, srt: str | None = None) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
@@ -60,9 +60,9 @@ def make_clip(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p", r
             sound.metadata["language"] = "fra"
             sound.metadata["title"] = "Commentary"
         if subtitles:
-            srt = path.with_suffix(".srt")
-            srt.write_text("1\n00:00:00,000 --> 00:00:00,100\nHello\n\n")
-            subtitle_source = av.open(str(srt))
+            srt_path = path.with_suffix(".srt")
+            srt_path.write_text(srt or "1\n00:00:00,000 --> 00:00:00,100\nHello\n\n")
+            subtitle_source = av.open(str(srt_path))
             text = container.add_stream_from_template(subtitle_source.streams.subtitles[0])
             text.metadata["language"] = "eng"
         if chapters:
@@ -127,8 +127,21 @@ def test_cover_art_and_a_second_video_stream_are_named_when_left_out(restorer, t
         container.mux(cover.encode(None))
     with caplog.at_level(logging.WARNING):
         restore_video(source, tmp_path / "out.mp4", restorer, segment_frames=2, progress=False)
-    assert caplog.text.count("the cover picture (stream 1) is left out: only the first video stream is restored") == 1
+    assert caplog.text.count("the cover picture (stream 1) is left out: only one video stream is restored (stream 0)") == 1
     assert probe(tmp_path / "out.mp4").frame_count == FRAMES and (probe(tmp_path / "out.mp4").width, ) == (WIDTH, )
+
+
+def test_subtitles_that_start_together_keep_their_times(restorer, tmp_path, caplog):
+    """A sign and a line of dialogue at once: the second was taken for a jump back in time and
+    pushed after the first, and every later subtitle with it (the last one past the video's end)."""
+    text = ("1\n00:00:00,000 --> 00:00:00,200\nSign\n\n2\n00:00:00,000 --> 00:00:00,200\nDialogue\n\n"
+            "3\n00:00:00,240 --> 00:00:00,300\nLater\n\n")
+    source = make_clip(tmp_path / "in.mkv", subtitles=True, srt=text)
+    restore_video(source, tmp_path / "out.mkv", restorer, progress=False)
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        events = [(packet.pts, bytes(packet)) for packet in container.demux(container.streams.subtitles[0]) if packet.size]
+    assert events == [(0, b"Sign"), (0, b"Dialogue"), (240, b"Later")]
+    assert "jump back" not in caplog.text
 
 
 def test_interlaced_into_a_codec_that_codes_frames_says_so(restorer, tmp_path, caplog):

@@ -492,11 +492,12 @@ class VideoWriter:
 
     def _encode(self, frame: av.VideoFrame | None, pts: int) -> None:
         for packet in self._stream.encode(frame):
-            if packet.pts is not None and packet.dts is not None and not (
-                    packet.pts - 64 * self._frame_step <= packet.dts <= packet.pts):
+            if packet.pts is not None and packet.dts is not None and self.frames_written <= 1 and (
+                    self._last_dts is None and packet.dts < packet.pts - 64 * self._frame_step):
                 # x265 gives a clip's only frame a decode time of about -9e13 ticks, which the
-                # MP4/MOV muxers refuse ("Not yet implemented"): no encoder reorders 64 frames.
-                packet.dts = packet.pts if self._last_dts is None or packet.pts > self._last_dts else self._last_dts + 1
+                # MP4/MOV muxers refuse ("Not yet implemented"). Only there: with more frames an
+                # early decode time is the encoder's reordering (after a long gap, far early).
+                packet.dts = packet.pts
             self._last_dts = packet.dts
             self._container.mux(packet)
         if self._audio is not None:
@@ -765,8 +766,9 @@ class _AudioCopy:
             for other in self._input.streams.video:
                 if other is not restored:
                     cover = other.disposition & av.stream.Disposition.attached_pic
-                    _warner(quiet)("%s: %s (stream %d) is left out: only the first video stream is restored", source,
-                                   "the cover picture" if cover else "a second video stream", other.index)
+                    _warner(quiet)("%s: %s (stream %d) is left out: only one video stream is restored (stream %d)",
+                                   source, "the cover picture" if cover else "another video stream", other.index,
+                                   restored.index)
         chapters = self._input.chapters()
         if chapters:
             output.set_chapters(chapters)
@@ -835,7 +837,9 @@ class _AudioCopy:
         index = packet.stream.index
         shift = self._shifts.get(index, 0)
         last = self._last.get(index)
-        if last is not None and packet.dts + shift <= last[0]:
+        # Subtitles may share a start time (a sign and a line of dialogue); other streams may not.
+        subtitle = packet.stream.type == "subtitle"
+        if last is not None and (packet.dts + shift < last[0] or (packet.dts + shift == last[0] and not subtitle)):
             moved = shift
             shift = last[0] + max(last[1], 1) - packet.dts
             self._shifts[index] = shift
