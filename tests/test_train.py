@@ -598,8 +598,8 @@ def test_after_a_non_finite_loss_before_any_checkpoint_the_message_says_start_ag
     ("generator.channel_multipliers=1,2,4", "need one entry per level, got 3, 2, 2"),
     ("generator.middle_blocks=-1", "must be at least 0"),
     ("generator.encoder_blocks=-1,1", "must be at least 0"),
-    ("discriminator.base_channels=0", "discriminator.base_channels and layers must be at least 1"),
-    ("discriminator.layers=-2", "discriminator.base_channels and layers must be at least 1"),
+    ("discriminator.base_channels=0", "discriminator.base_channels must be at least 1 and layers at least 0"),
+    ("discriminator.layers=-2", "discriminator.base_channels must be at least 1 and layers at least 0"),
     ("val_samples=1000000", "would hold 549 GiB of validation crops of 128 px in memory"),  # was: silent for minutes
 ])
 def test_more_bad_settings_are_refused_before_the_data_is_read(image_folder, tmp_path, override, message, monkeypatch):
@@ -747,6 +747,20 @@ def test_a_folder_a_run_is_writing_refuses_a_second_run(image_folder, tmp_path):
         holder.close()
     summary = train(tiny_config(image_folder, out, "steps=1", "d_pretrain_steps=1"))  # released: it runs
     assert summary["step"] == 2
+
+
+def test_a_run_that_fails_before_its_loop_lets_go_of_its_folder(image_folder, tmp_path, monkeypatch):
+    """In one process (a notebook, a test run), a run that failed after claiming its folder must not
+    leave it claimed: the next run there was refused as "in use" by its own process."""
+    def failing(*args, **kwargs):
+        raise MemoryError("out of memory in the first validation")
+
+    monkeypatch.setattr(loop, "_evaluate", failing)
+    with pytest.raises(MemoryError) as failure:  # kept, as a notebook keeps the last traceback
+        train(tiny_config(image_folder, tmp_path / "run", "steps=1", "d_pretrain_steps=1"))
+    monkeypatch.undo()
+    assert train(tiny_config(image_folder, tmp_path / "run", "steps=1", "d_pretrain_steps=1"))["step"] == 2
+    assert failure.value.args
 
 
 def test_a_full_disk_at_the_first_checkpoint_says_to_run_the_same_command_again(image_folder, tmp_path, monkeypatch):

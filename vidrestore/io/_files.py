@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import secrets
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["atomic_output", "changed_settings", "folders_holding", "hold_folder", "make_folder", "record_settings", "partial_path", "remove_stale_partials", "require_file", "unidentified_error"]
 
@@ -88,7 +91,7 @@ def hold_folder(folder: Path) -> Any:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        return contextlib.nullcontext()
+        return open(os.devnull)  # noqa: SIM115 - something to close
     handle = open(Path(folder) / ".lock", "a+")  # noqa: SIM115 - held for the caller's lifetime
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,6 +101,10 @@ def hold_folder(folder: Path) -> Any:
         handle.close()
         raise FolderInUse(errno.EBUSY, f"in use by another process{f' ({holder})' if holder else ''}",
                           str(folder)) from None
+    except OSError as error:  # a file system without locks (some NFS, SMB and FUSE mounts)
+        logger.warning("%s: cannot be locked (%s); make sure no other run writes there", folder,
+                       error.strerror or error)
+        return handle
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}")

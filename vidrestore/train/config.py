@@ -159,8 +159,8 @@ def _check_networks(generator: GeneratorConfig, discriminator: DiscriminatorConf
                          f"{generator.base_channels} and {generator.channel_multipliers}")
     if min(generator.encoder_blocks + generator.decoder_blocks + (generator.middle_blocks,)) < 0:
         raise ValueError("generator.encoder_blocks, decoder_blocks and middle_blocks must be at least 0")
-    if discriminator.base_channels < 1 or discriminator.layers < 1:
-        raise ValueError("discriminator.base_channels and layers must be at least 1, got "
+    if discriminator.base_channels < 1 or discriminator.layers < 0:
+        raise ValueError("discriminator.base_channels must be at least 1 and layers at least 0, got "
                          f"{discriminator.base_channels} and {discriminator.layers}")
 
 

@@ -269,30 +269,17 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                           pin_memory=device.type == "cuda")
     val_degraded, val_clean = _validation_set(config) if main else (None, None)
     val_soft = _soften(val_clean) if main else None
-    run_lock = None
-    if main:
-        make_folder(out_dir)
-        try:  # two runs writing one folder would interleave their checkpoints and curves
-            run_lock = hold_folder(out_dir)
-        except FolderInUse as exc:
-            raise TrainingError(f"{out_dir}: {exc.strerror}: a training run is writing there; wait for it to end, "
-                                "or pick another --out") from None
-        remove_stale_partials([out_dir / name for name in ("checkpoint.pt", "config.json", *_RUN_WEIGHTS)])
-        for old in out_dir.glob(".checkpoint.pt*.partial"):  # the same, as versions before 0.1.1 named them
-            old.unlink(missing_ok=True)
-        if not resume:
-            saved_config.save(out_dir / "config.json")
-            # Left by a run that stopped before its first checkpoint: its curve would mix with this one.
-            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
-            for events in (out_dir / "tb").glob("events.out.tfevents.*"):
-                events.unlink()
-        else:
-            _trim_metrics(out_dir / "metrics.jsonl", step)
-    writer = _summary_writer(out_dir / "tb") if main else None
-    if main and step == 0:
-        base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
-        _append_metrics(out_dir, {"step": 0, "kind": "degraded_input", "psnr": base_psnr, "ssim": base_ssim})
-        log.info("validation, degraded input: PSNR %.2f dB, SSIM %.4f", base_psnr, base_ssim)
+    run_lock = _claim_run_folder(out_dir, saved_config if not resume else None, step) if main else None
+    try:
+        writer = _summary_writer(out_dir / "tb") if main else None
+        if main and step == 0:
+            base_psnr, base_ssim = _evaluate(torch.nn.Identity(), val_degraded, val_clean, device, torch.float32)
+            _append_metrics(out_dir, {"step": 0, "kind": "degraded_input", "psnr": base_psnr, "ssim": base_ssim})
+            log.info("validation, degraded input: PSNR %.2f dB, SSIM %.4f", base_psnr, base_ssim)
+    except BaseException:
+        if run_lock is not None:
+            run_lock.close()
+        raise
 
     # ---- SIGINT/SIGTERM: finish the step, save, exit
     stop = StopRequest().install()
@@ -482,6 +469,34 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     return {"step": step, "best_psnr": best_psnr if best_psnr > -math.inf else None, "interrupted": stop.now,
             "stopped_by": stop.by,
             "out_dir": str(out_dir), "world_size": dist_info.world_size, "replicas_agree": replicas_agree}
+
+
+def _claim_run_folder(out_dir: Path, new_config: TrainConfig | None, step: int) -> Any:
+    """Make ``out_dir`` this run's: create it, hold it (two runs writing one folder would interleave
+    their checkpoints and curves), clear what killed writers left, and write a new run's
+    ``config.json`` (``new_config``; None when resuming at ``step``). Returns the hold, to close."""
+    make_folder(out_dir)
+    try:
+        run_lock = hold_folder(out_dir)
+    except FolderInUse as exc:
+        raise TrainingError(f"{out_dir}: {exc.strerror}: a training run is writing there; wait for it to end, "
+                            "or pick another --out") from None
+    try:
+        remove_stale_partials([out_dir / name for name in ("checkpoint.pt", "config.json", *_RUN_WEIGHTS)])
+        for old in out_dir.glob(".checkpoint.pt*.partial"):  # the same, as versions before 0.1.1 named them
+            old.unlink(missing_ok=True)
+        if new_config is not None:
+            new_config.save(out_dir / "config.json")
+            # Left by a run that stopped before its first checkpoint: its curve would mix with this one.
+            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+            for events in (out_dir / "tb").glob("events.out.tfevents.*"):
+                events.unlink()
+        else:
+            _trim_metrics(out_dir / "metrics.jsonl", step)
+    except BaseException:
+        run_lock.close()
+        raise
+    return run_lock
 
 
 def _save_weights(path: Path, save: Any, step: int) -> None:
