@@ -19,7 +19,7 @@ import torch
 from vidrestore.bench.measure import flops_per_megapixel, matmul_peak
 from vidrestore.device import resolve_precision
 from vidrestore.engine import Restorer
-from vidrestore.nets.unet import UNet
+from vidrestore.nets.unet import ResBlock, UNet
 from vidrestore.train.config import GeneratorConfig
 from vidrestore.weights import default_model_path
 
@@ -73,6 +73,30 @@ def main() -> None:
               f"can be slower than oneDNN's convolutions)")
     else:
         print(f"best: {best[1]}: {best[0]:.0f} GFLOP/s = {100 * best[0] / peak32:.0f} % of the fp32 matmul peak")
+    fold_comparison(model_arg, frames, megapixels, rounds=max(3, args.repeats + 1))
+
+
+def fold_comparison(model_arg, frames: np.ndarray, megapixels: float, rounds: int) -> None:
+    """The engine's default setting with each residual scale folded into its conv (what it does) and
+    without (the net as trained), timed in alternation so both see the same machine load."""
+    folded = Restorer(model_arg)
+    fold = ResBlock.fold_scale
+    ResBlock.fold_scale = lambda self: None  # type: ignore[method-assign]
+    try:
+        plain = Restorer(model_arg)
+    finally:
+        ResBlock.fold_scale = fold  # type: ignore[method-assign]
+    difference = float(np.abs(folded(frames[:2]) - plain(frames[:2])).max())
+    times: dict[str, list[float]] = {"folded": [], "unfolded": []}
+    for _ in range(rounds):
+        for name, restorer in (("folded", folded), ("unfolded", plain)):
+            started = time.perf_counter()
+            restorer(frames)
+            times[name].append(time.perf_counter() - started)
+    rates = {name: megapixels / float(np.median(spans)) for name, spans in times.items()}
+    print(f"residual scales folded into the convs: {rates['folded']:.2f} MP/s, unfolded {rates['unfolded']:.2f} "
+          f"(x{rates['folded'] / rates['unfolded']:.2f}, medians of {rounds} alternating runs; outputs differ by "
+          f"at most {difference:.1e})")
 
 
 if __name__ == "__main__":

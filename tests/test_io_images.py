@@ -515,6 +515,40 @@ def test_sixteen_bit_tiff_whose_exif_cannot_be_written_is_kept_without_it(tmp_pa
     assert "EXIF could not be written (cannot write this vendor tag); it is dropped" in caplog.text
 
 
+@pytest.mark.parametrize("orientation", [2, 3, 5, 6, 7, 8])
+def test_a_turned_tiff_reads_upright_like_the_same_png(tmp_path, orientation):
+    """Pillow 13 turns a TIFF as it loads, and scrambled gray and RGBA ones turned by 90 degrees
+    (exit 0, a shredded picture); an RGB one crashed ("tile cannot extend outside image"); OpenCV
+    could not decode a 16-bit one at all. The same pixels and orientation as PNG are the reference
+    (PNG's orientation is checked against Pillow's exif_transpose above)."""
+    exif = PillowImage.Exif()
+    exif[274] = orientation
+    for name, pixels in (("rgb", random_pixels(3, np.uint8, 9, 14)), ("gray", random_pixels(1, np.uint8, 9, 14)[..., 0]),
+                         ("rgba", random_pixels(4, np.uint8, 9, 14))):
+        PillowImage.fromarray(pixels).save(tmp_path / f"{name}.tif", exif=exif)
+        PillowImage.fromarray(pixels).save(tmp_path / f"{name}.png", exif=exif)
+        tiff, png = read_image(tmp_path / f"{name}.tif").pixels, read_image(tmp_path / f"{name}.png").pixels
+        assert tiff.shape == png.shape and np.array_equal(tiff, png), name
+    stored = random_pixels(3, np.uint16, 9, 14)
+    write_image(tmp_path / "turned.tif", Image(stored, exif=exif_with_orientation(orientation)))  # 16-bit: OpenCV
+    from vidrestore.io.images import _apply_orientation
+
+    assert np.array_equal(read_image(tmp_path / "turned.tif").pixels, _apply_orientation(stored, orientation))
+
+
+def test_turning_upright_swaps_the_exif_pixel_dimensions(tmp_path):
+    """A 14x9 photo stored on its side says 14x9 in its Exif directory; written upright it is 9x14."""
+    exif = PillowImage.Exif()
+    exif[274] = 6
+    exif.get_ifd(0x8769)[0xA002], exif.get_ifd(0x8769)[0xA003] = 14, 9
+    PillowImage.fromarray(random_pixels(3, np.uint8, 9, 14)).save(tmp_path / "side.jpg", exif=exif.tobytes())
+    image = read_image(tmp_path / "side.jpg")
+    kept = PillowImage.Exif()
+    kept.load(image.exif)
+    assert image.pixels.shape[:2] == (14, 9) and kept.get(274) == 1
+    assert (kept.get_ifd(0x8769)[0xA002], kept.get_ifd(0x8769)[0xA003]) == (9, 14)
+
+
 def test_a_tiff_without_resolution_gets_no_dpi(tmp_path):
     """Pillow reports (1, 1) dpi for a TIFF without resolution tags: carried over, a 4000-px
     picture would print 4000 inches wide."""

@@ -260,13 +260,12 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
             path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
         )
     raw_mode = _raw_mode(picture)
-    # Before load(): a TIFF's Exif/GPS directories are read from the file when first asked for,
-    # and Pillow closes a one-page TIFF once its pixels are loaded ("seek of closed file").
-    exif, orientation = _upright_exif(picture, source_format)
+    tiff_orientation = _take_tiff_orientation(picture) if source_format == "TIFF" else 1
     picture.load()
     icc_profile = picture.info.get("icc_profile") or None
+    exif, orientation = _upright_exif(picture, source_format, tiff_orientation if source_format == "TIFF" else None)
     if ";16" in raw_mode and not picture.mode.startswith("I"):  # 16-bit colour or gray+alpha
-        pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"))
+        pixels = _read_16_bit_colour(path, gray_alpha=raw_mode.startswith("LA"), tiff=source_format == "TIFF")
     else:
         pixels, icc_profile = _pixels_from_pillow(path, picture, icc_profile)
     if source_format == "TIFF" and getattr(picture, "n_frames", 1) > 1:
@@ -375,17 +374,50 @@ def _raw_mode(picture: PillowImage.Image) -> str:
     return arguments if isinstance(arguments, str) else str(arguments[0]) if arguments else ""
 
 
-def _upright_exif(picture: PillowImage.Image, source_format: str) -> tuple[bytes | None, int]:
-    """Return (EXIF bytes with orientation reset to 1, or None; the original orientation 1-8)."""
+def _take_tiff_orientation(picture: PillowImage.Image) -> int:
+    """A TIFF's EXIF orientation (1-8), taken out of the picture before it loads, so that its pixels
+    load as stored on every Pillow version and are turned upright here, as other formats' are:
+    Pillow 13 turns a TIFF as it loads (and scrambles gray and RGBA ones turned by 90 degrees),
+    earlier versions do not. Also reads the Exif/GPS directories now: Pillow closes a one-page TIFF
+    once its pixels are loaded, and reads those from the file when first asked for them."""
+    from PIL import TiffTags
+
+    exif = picture.getexif()
+    for key in TiffTags.TAGS_V2_GROUPS:
+        if key in exif:
+            exif.get_ifd(key)
+    if 0x8769 in exif and 0xA005 in exif.get_ifd(0x8769):  # the Interop directory, found through the Exif one
+        exif.get_ifd(0xA005)
+    orientation = picture.tag_v2.get(_ORIENTATION_TAG, 1)
+    if _ORIENTATION_TAG in picture.tag_v2:
+        del picture.tag_v2[_ORIENTATION_TAG]
+    if _ORIENTATION_TAG in exif:
+        del exif[_ORIENTATION_TAG]
+    tile_size = getattr(picture, "_tile_size", None)  # Pillow 13: the stored size (its size is the upright one)
+    if tile_size is not None:
+        picture._size = tile_size
+    return orientation if orientation in range(1, 9) else 1
+
+
+def _upright_exif(picture: PillowImage.Image, source_format: str, orientation: int | None = None
+                  ) -> tuple[bytes | None, int]:
+    """Return (EXIF bytes with orientation reset to 1, or None; the original orientation 1-8, or
+    ``orientation`` when the caller took it out already). A turn by 90 degrees swaps the Exif
+    directory's pixel dimensions too."""
     exif = picture.getexif()
     if source_format == "TIFF":
         for tag in _TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
-    orientation = exif.get(_ORIENTATION_TAG, 1)
+    if orientation is None:
+        orientation = exif.get(_ORIENTATION_TAG, 1)
     if orientation not in range(1, 9):
         orientation = 1
     if _ORIENTATION_TAG in exif:
         exif[_ORIENTATION_TAG] = 1
+    if orientation in (5, 6, 7, 8) and 0x8769 in exif:
+        sizes = exif.get_ifd(0x8769)
+        if 0xA002 in sizes and 0xA003 in sizes:  # PixelXDimension, PixelYDimension
+            sizes[0xA002], sizes[0xA003] = sizes[0xA003], sizes[0xA002]
     try:
         return (exif.tobytes() if len(exif) else None), orientation
     except (ValueError, TypeError, struct.error) as error:  # odd vendor tags Pillow cannot re-serialise
@@ -456,9 +488,15 @@ def _gray_palette(picture: PillowImage.Image) -> bool:
     return bool((colours == colours[:, :1]).all())
 
 
-def _read_16_bit_colour(path: Path, *, gray_alpha: bool) -> np.ndarray:
-    """Decode 16-bit colour PNG/TIFF with OpenCV (which ignores EXIF orientation) into RGB(A) or gray+alpha uint16."""
-    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+def _read_16_bit_colour(path: Path, *, gray_alpha: bool, tiff: bool = False) -> np.ndarray:
+    """Decode 16-bit colour PNG/TIFF with OpenCV (as stored: orientation is applied by the caller)
+    into RGB(A) or gray+alpha uint16. OpenCV 5 cannot decode a TIFF whose orientation turns it by 90
+    degrees ("original_ptr == real_mat.data"): a TIFF is decoded with its orientation tag set to 1."""
+    if tiff:
+        data = _tiff_orientation_cleared(path.read_bytes())
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    else:
+        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 3:
         raise CorruptMediaError(path, "16-bit colour data could not be decoded")
     if decoded.shape[2] in (3, 4):
@@ -466,6 +504,22 @@ def _read_16_bit_colour(path: Path, *, gray_alpha: bool) -> np.ndarray:
     if gray_alpha and decoded.shape[2] == 4:  # OpenCV expands gray+alpha to RGBA
         return decoded[..., [0, 3]]
     return decoded
+
+
+def _tiff_orientation_cleared(tiff: bytes) -> bytes:
+    """A classic TIFF's bytes with its first directory's Orientation (a SHORT in the entry) set to 1."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8 or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return tiff
+    offset = struct.unpack(order + "I", tiff[4:8])[0]
+    if offset + 2 > len(tiff):
+        return tiff
+    count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
+    for entry in range(offset + 2, min(offset + 2 + 12 * count, len(tiff) - 11), 12):
+        tag, kind = struct.unpack(order + "HH", tiff[entry : entry + 4])
+        if tag == _ORIENTATION_TAG and kind == 3:
+            return tiff[: entry + 8] + struct.pack(order + "H", 1) + tiff[entry + 10 :]
+    return tiff
 
 
 def _read_float_colour_tiff(path: Path) -> np.ndarray | None:
