@@ -167,6 +167,11 @@ def test_a_float_tiff_with_nan_is_a_bad_file_not_a_bug(model_path, tmp_path):
     assert result.returncode == 1 and "have NaN or infinite pixels" in result.stderr, result.stderr
     assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out.tiff").exists()
+    # An HDR float TIFF (values past 1) is restored, and told that the rest is clipped (was silent).
+    cv2.imwrite(str(tmp_path / "hdr.tiff"), textured_image(9, 24, 32).astype(np.float32) / 64)
+    hdr = run(str(tmp_path / "hdr.tiff"), "-o", str(tmp_path / "hdr_out.tiff"), "--model", str(model_path))
+    assert hdr.returncode == 0 and "hdr.tiff: floating-point values from 0 to 3." in hdr.stderr, hdr.stderr
+    assert "so the rest is clipped" in hdr.stderr
 
 
 def test_folder_inputs_links_nested_output_and_nothing_to_do(model_path, tmp_path):

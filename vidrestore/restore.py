@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from vidrestore.io._files import remove_stale_partials
@@ -72,6 +73,11 @@ def restore_image_file(source: Path, target: Path, restorer: Any) -> None:
     from vidrestore.io import read_image, write_image
 
     image = read_image(source)
+    if image.pixels.dtype == np.float32:
+        low, high = float(np.nanmin(image.pixels)), float(np.nanmax(image.pixels))
+        if high > 1.0 + 1e-6 or low < -1e-6:
+            log.warning("%s: floating-point values from %.3g to %.3g; the restorer and the 16-bit output take 0..1, "
+                        "so the rest is clipped (scale an HDR picture into 0..1 first)", source, low, high)
     try:
         restored = restorer(image.pixels)
     except ValueError as exc:  # the pixels themselves (NaN in a float TIFF): the file's fault
