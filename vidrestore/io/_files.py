@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 
@@ -83,7 +83,7 @@ class FolderInUse(OSError):
     """Another process holds the folder (:func:`hold_folder`)."""
 
 
-def hold_folder(folder: Path) -> Any:
+def hold_folder(folder: Path) -> IO[str]:
     """Claim ``folder`` (it must exist) for this process: an exclusive lock on ``folder/.lock``
     (flock: released when the returned file is closed or the process ends, even killed, so it is
     never stale). Raises :class:`FolderInUse`, naming the holder's process id, when another

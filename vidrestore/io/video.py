@@ -711,9 +711,9 @@ def _discard_partial(path: Path, partial: Path, *closeables: Any) -> None:
 
 def _fill_decode_timestamps(packets: list[av.Packet], path: Path, *, replace: bool = False) -> None:
     """Give every packet of a segment (in decode order) a decode timestamp (``replace``: new ones
-    for all). Matroska stores only
-    presentation times, so its demuxer leaves some packets' dts unset when frames are reordered
-    (B-frames); the muxer then cannot order two joined segments. With ``delay`` the deepest
+    for all). Matroska stores only presentation times, so its demuxer leaves some packets' dts
+    unset when frames are reordered (B-frames); the muxer then cannot order two joined segments.
+    With ``delay`` the deepest
     reordering in the segment (in frames), the ``i``-th dts becomes the ``(i - delay)``-th smallest
     pts and the first ``delay`` packets take the ticks just before the segment's first pts: no dts
     exceeds its pts, and none reaches back into the previous segment (a shift by time instead of
