@@ -492,12 +492,15 @@ class VideoWriter:
 
     def _encode(self, frame: av.VideoFrame | None, pts: int) -> None:
         for packet in self._stream.encode(frame):
-            if packet.pts is not None and packet.dts is not None and self.frames_written <= 1 and (
-                    self._last_dts is None and packet.dts < packet.pts - 64 * self._frame_step):
-                # x265 gives a clip's only frame a decode time of about -9e13 ticks, which the
-                # MP4/MOV muxers refuse ("Not yet implemented"). Only there: with more frames an
-                # early decode time is the encoder's reordering (after a long gap, far early).
-                packet.dts = packet.pts
+            if packet.pts is not None and packet.dts is not None:
+                # x265 gives a clip's only frame a decode time from memory it never set (-9e13
+                # ticks, or past the frame's own time), which the muxers refuse ("Not yet
+                # implemented", "Invalid argument"). A far-early decode time is only repaired there:
+                # with more frames it is the encoder's reordering (after a long gap, far early).
+                lone = self.frames_written <= 1 and self._last_dts is None
+                if (packet.dts > packet.pts or (lone and packet.dts < packet.pts - 64 * self._frame_step)) and (
+                        self._last_dts is None or packet.pts > self._last_dts):
+                    packet.dts = packet.pts
             self._last_dts = packet.dts
             self._container.mux(packet)
         if self._audio is not None:
