@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -327,7 +328,7 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
     # describe those pixels (readers reject it), so it goes.
     widened = image.is_gray and (output_format.pillow_name == "WEBP" or (image.has_alpha and image.pixels.dtype != np.uint8
                                                                          and output_format.max_bit_depth == 16))
-    if widened and image.icc_profile and image.icc_profile[16:20] == b"GRAY":
+    if widened and _gray_profile(image.icc_profile):
         logger.info("%s: %s stores this gray picture as RGB, which its gray ICC profile cannot describe; the profile "
                     "is dropped", path, output_format.pillow_name)
         image = dataclasses.replace(image, icc_profile=None)
@@ -350,6 +351,11 @@ def write_image(path: str | Path, image: Image, *, quality: int = 95, lossless: 
             temporary.write_bytes(data)
     except OSError as error:
         raise MediaError(path, f"could not write file: {error.strerror or error}") from error
+
+
+def _gray_profile(icc_profile: bytes | None) -> bool:
+    """Whether an ICC profile describes gray pixels (its header's colour space field)."""
+    return icc_profile is not None and icc_profile[16:20] == b"GRAY"
 
 
 def _png_colour(info: dict[str, object]) -> dict[bytes, bytes] | None:
@@ -380,14 +386,8 @@ def _take_tiff_orientation(picture: PillowImage.Image) -> int:
     Pillow 13 turns a TIFF as it loads (and scrambles gray and RGBA ones turned by 90 degrees),
     earlier versions do not. Also reads the Exif/GPS directories now: Pillow closes a one-page TIFF
     once its pixels are loaded, and reads those from the file when first asked for them."""
-    from PIL import TiffTags
-
     exif = picture.getexif()
-    for key in TiffTags.TAGS_V2_GROUPS:
-        if key in exif:
-            exif.get_ifd(key)
-    if 0x8769 in exif and 0xA005 in exif.get_ifd(0x8769):  # the Interop directory, found through the Exif one
-        exif.get_ifd(0xA005)
+    _exif_groups(exif)
     orientation = picture.tag_v2.get(_ORIENTATION_TAG, 1)
     if _ORIENTATION_TAG in picture.tag_v2:
         del picture.tag_v2[_ORIENTATION_TAG]
@@ -397,6 +397,18 @@ def _take_tiff_orientation(picture: PillowImage.Image) -> int:
     if tile_size is not None:
         picture._size = tile_size
     return orientation if orientation in range(1, 9) else 1
+
+
+def _exif_groups(exif: PillowImage.Exif) -> dict[int, dict[int, Any]]:
+    """The Exif and GPS directories (and the Interop one, found through the Exif one and nested in
+    it) as dictionaries Pillow writes as directories of their own; reading them also makes Pillow
+    keep them (it reads them from the file when first asked)."""
+    from PIL import TiffTags
+
+    groups = {tag: dict(exif.get_ifd(tag)) for tag in TiffTags.TAGS_V2_GROUPS if tag in exif}
+    if 0xA005 in groups.get(0x8769, {}):  # an offset into the source EXIF: carried as a directory
+        groups[0x8769][0xA005] = dict(exif.get_ifd(0xA005))
+    return groups
 
 
 def _upright_exif(picture: PillowImage.Image, source_format: str, orientation: int | None = None
@@ -448,7 +460,7 @@ def _pixels_from_pillow(
             return np.asarray(converted), _SRGB_PROFILE.tobytes()
         except ImageCms.PyCMSError as error:
             logger.warning("%s: CMYK ICC profile unusable (%s); converting without it", path, error)
-    rgb_profile = icc_profile is not None and icc_profile[16:20] != b"GRAY"
+    rgb_profile = icc_profile is not None and not _gray_profile(icc_profile)
     if mode in ("P", "PA") and not rgb_profile and _gray_palette(picture):
         # An indexed picture whose visible colours are all grays (common for scans and line art)
         # is gray data: restored and written as gray, not widened to RGB. (An RGB ICC profile
@@ -511,15 +523,20 @@ def _tiff_orientation_cleared(tiff: bytes) -> bytes:
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None or len(tiff) < 8 or struct.unpack(order + "H", tiff[2:4])[0] != 42:
         return tiff
-    offset = struct.unpack(order + "I", tiff[4:8])[0]
-    if offset + 2 > len(tiff):
-        return tiff
-    count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
-    for entry in range(offset + 2, min(offset + 2 + 12 * count, len(tiff) - 11), 12):
-        tag, kind = struct.unpack(order + "HH", tiff[entry : entry + 4])
+    for entry, tag, kind, _ in _directory_entries(tiff, struct.unpack(order + "I", tiff[4:8])[0], order):
         if tag == _ORIENTATION_TAG and kind == 3:
             return tiff[: entry + 8] + struct.pack(order + "H", 1) + tiff[entry + 10 :]
     return tiff
+
+
+def _directory_entries(data: bytes | bytearray, at: int, order: str) -> Iterator[tuple[int, int, int, int]]:
+    """(position, tag, type, count) of each 12-byte entry of the TIFF directory at ``at`` in ``data``
+    (entries that would run past its end are left out)."""
+    if at + 2 > len(data):
+        return
+    count = struct.unpack(order + "H", data[at : at + 2])[0]
+    for entry in range(at + 2, min(at + 2 + 12 * count, len(data) - 11), 12):
+        yield (entry, *struct.unpack(order + "HHI", data[entry : entry + 8]))
 
 
 def _read_float_colour_tiff(path: Path) -> np.ndarray | None:
@@ -679,14 +696,9 @@ def _add_tiff_tags(path: Path, tiff: bytes, image: Image, pixels: np.ndarray) ->
     if image.exif:
         exif = PillowImage.Exif()
         exif.load(image.exif)
+        groups = _exif_groups(exif)
         for tag in set(exif) - _TIFF_LAYOUT_TAGS:
-            if tag in TiffTags.TAGS_V2_GROUPS:
-                group = dict(exif.get_ifd(tag))
-                if 0xA005 in group:  # the Interop directory: an offset into the source EXIF, carried as a directory
-                    group[0xA005] = dict(exif.get_ifd(0xA005))
-                directory[tag] = group
-            else:
-                directory[tag] = exif[tag]
+            directory[tag] = groups.get(tag, exif[tag])
     with PillowImage.open(io.BytesIO(tiff)) as written:
         for tag, value in written.tag_v2.items():
             directory[tag], directory.tagtype[tag] = value, written.tag_v2.tagtype[tag]
@@ -719,8 +731,7 @@ def _keep_strip_offsets(path: Path, directory: bytearray, start: int, order: str
     """Pillow moves StripOffsets past the directory it writes (where its own writer puts the pixels);
     here the pixels stay where OpenCV put them, so the tag gets its values back. ``directory`` is the
     directory's bytes, to be written at file offset ``start``."""
-    for entry in range(2, 2 + 12 * struct.unpack(order + "H", directory[:2])[0], 12):
-        tag, kind, count = struct.unpack(order + "HHI", directory[entry : entry + 8])
+    for entry, tag, kind, count in _directory_entries(directory, 0, order):
         if tag == 273 and count == len(strips):
             values = struct.pack(order + ("H" if kind == 3 else "I") * count, *strips)
             at = entry + 8 if len(values) <= 4 else struct.unpack(order + "I", directory[entry + 8 : entry + 12])[0] - start

@@ -205,10 +205,9 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
     of the right length for a tuple, an integer (not a bool) for int, a number for float (an
     integer is fine), a bool, a string. ValueError naming ``key`` otherwise."""
     if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key}: expected a list, got {value!r}")
-        item_types = [args[0]] * len(value) if (len(args) == 2 and args[1] is Ellipsis) else list(args)
+        item_types = _item_types(hint, len(value))
         if len(item_types) != len(value):
             raise ValueError(f"{key}: expected {len(item_types)} values, got {list(value)!r}")
         return tuple(_typed(item, item_type, key) for item, item_type in zip(value, item_types))
@@ -220,12 +219,17 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
     return float(value) if hint is float else value
 
 
+def _item_types(hint: Any, count: int) -> list[Any]:
+    """The item types of a ``tuple[...]`` hint for ``count`` items (``tuple[int, ...]``: any count)."""
+    args = typing.get_args(hint)
+    return [args[0]] * count if (len(args) == 2 and args[1] is Ellipsis) else list(args)
+
+
 def _parse(text: str, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
-        args = typing.get_args(hint)
         parts = [p for p in text.split(",") if p != ""]
-        item_types = [args[0]] * len(parts) if (len(args) == 2 and args[1] is Ellipsis) else list(args)
+        item_types = _item_types(hint, len(parts))
         if len(item_types) != len(parts):
             raise ValueError(f"expected {len(item_types)} comma-separated values, got {text!r}")
         return tuple(_parse(p, t) for p, t in zip(parts, item_types))
