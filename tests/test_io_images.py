@@ -76,6 +76,59 @@ def test_float_colour_tiff_written_by_opencv_reads_as_rgb(channels: int, tmp_pat
     assert image_size(tmp_path / "float.tiff", verify=True) == (17, 12)
 
 
+def plain_tiff(path: Path, pixels: np.ndarray, sample_format: int) -> None:
+    """An uncompressed one-strip little-endian TIFF of ``pixels`` (H, W, C) as any libtiff writer
+    stores them; ``sample_format`` 1 unsigned, 2 signed, 3 floating point."""
+    import struct
+
+    height, width, channels = pixels.shape
+    data = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    directory_at = 8 + len(data) + len(data) % 2
+    extra_at, extra = directory_at + 2 + 9 * 12 + 4, b""
+
+    def per_sample(value: int) -> tuple[int, int, int, bytes]:  # SHORT × channels, inline when it fits
+        nonlocal extra
+        values = struct.pack("<" + "H" * channels, *[value] * channels)
+        if len(values) <= 4:
+            return 3, channels, 0, values.ljust(4, b"\0")
+        extra += values
+        return 3, channels, 0, struct.pack("<I", extra_at + len(extra) - len(values))
+
+    entries = [(256, 4, 1, 0, struct.pack("<I", width)), (257, 4, 1, 0, struct.pack("<I", height)),
+               (258, *per_sample(pixels.dtype.itemsize * 8)), (259, 3, 1, 0, struct.pack("<HH", 1, 0)),
+               (262, 3, 1, 0, struct.pack("<HH", 2 if channels >= 3 else 1, 0)), (273, 4, 1, 0, struct.pack("<I", 8)),
+               (277, 3, 1, 0, struct.pack("<HH", channels, 0)), (279, 4, 1, 0, struct.pack("<I", len(data))),
+               (339, *per_sample(sample_format))]
+    directory = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", t, k, n) + v for t, k, n, _, v in entries)
+    path.write_bytes(b"II*\0" + struct.pack("<I", directory_at) + data.ljust(directory_at - 8, b"\0") + directory
+                     + b"\0\0\0\0" + extra)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_double_precision_tiff_reads_as_float(channels: int, tmp_path: Path) -> None:
+    """Scientific and HDR tools write 64-bit float TIFFs; Pillow cannot open them and the file
+    was called damaged."""
+    pixels = np.random.default_rng(0).uniform(0, 1, (12, 17, channels))
+    plain_tiff(tmp_path / "double.tif", pixels, 3)
+    image = read_image(tmp_path / "double.tif")
+    assert image.pixels.dtype == np.float32 and image.pixels.shape == (12, 17, channels)
+    np.testing.assert_array_equal(image.pixels, pixels.astype(np.float32))
+    assert image_size(tmp_path / "double.tif") == (17, 12)
+
+
+@pytest.mark.parametrize("dtype,sample_format,words", [(np.int16, 2, "16-bit signed integer"),
+                                                       (np.uint32, 1, "32-bit unsigned integer"),
+                                                       (np.float16, 3, "16-bit floating-point")])
+def test_tiff_samples_we_do_not_read_are_named_not_called_damaged(tmp_path: Path, dtype, sample_format, words) -> None:
+    plain_tiff(tmp_path / "odd.tif", np.ones((12, 17, 3), dtype), sample_format)
+    with pytest.raises(UnsupportedFormatError, match=f"TIFF with {words} samples is not supported"):
+        read_image(tmp_path / "odd.tif")
+    plain_tiff(tmp_path / "cut.tif", np.ones((12, 17, 3), np.uint8), 1)
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "cut.tif").read_bytes()[:-40])  # its directory cut short
+    with pytest.raises(CorruptMediaError):
+        read_image(tmp_path / "cut.tif")
+
+
 @pytest.mark.parametrize("suffix", [".png", ".webp", ".gif"])
 def test_animated_images_are_refused_not_cut_to_one_frame(suffix: str, tmp_path: Path) -> None:
     frames = [PillowImage.fromarray(random_pixels(3, np.uint8, seed=seed)) for seed in range(3)]
@@ -334,13 +387,23 @@ def camera_exif() -> bytes:
     return exif.tobytes()
 
 
-def test_camera_exif_goes_into_tiff(tmp_path, caplog):
-    """Pillow's TIFF writer fails on the Exif/GPS sub-directories: the file is written with the
-    main fields (it was an unexpected error for every camera photo)."""
-    write_image(tmp_path / "o.tif", Image(random_pixels(3, np.uint8), exif=camera_exif()))
-    with PillowImage.open(tmp_path / "o.tif") as picture:
-        assert picture.getexif().get(0x010F) == "Canon"
-    assert "EXIF sub-directories" in caplog.text
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_camera_exif_goes_into_8_bit_tiff_whole(tmp_path, channels, capfd, caplog):
+    """Pillow's TIFF writer fails on the Exif/GPS sub-directories (first an unexpected error for
+    every camera photo, then the main fields alone, with a raw libtiff line on stderr): the
+    directory is rewritten with them, as for 16-bit colour."""
+    pixels = random_pixels(channels, np.uint8)
+    write_image(tmp_path / "o.tif", Image(pixels, exif=camera_exif(), xmp=b"<x/>", dpi=(300.0, 300.0)))
+    back = read_image(tmp_path / "o.tif")
+    assert np.array_equal(back.pixels, pixels) and back.xmp == b"<x/>" and back.dpi == (300.0, 300.0)
+    kept = PillowImage.Exif()
+    kept.load(back.exif)
+    assert kept.get(0x010F) == "Canon" and kept.get_ifd(0x8769)[0x9003] == "2024:05:01 10:00:00"
+    assert kept.get_ifd(0x8825)[0x0001] == "N"
+    assert "EXIF" not in caplog.text and capfd.readouterr().err == ""
+    if channels in (1, 3):  # other readers decode it too (OpenCV premultiplies alpha)
+        decoded = cv2.imread(str(tmp_path / "o.tif"), cv2.IMREAD_UNCHANGED).reshape(pixels.shape)
+        assert np.array_equal(decoded[..., ::-1], pixels)
     write_image(tmp_path / "o.jpg", Image(random_pixels(3, np.uint8), exif=camera_exif()))
     with PillowImage.open(tmp_path / "o.jpg") as picture:  # JPEG keeps them all
         assert picture.getexif().get_ifd(0x8769)[0x9003] == "2024:05:01 10:00:00"

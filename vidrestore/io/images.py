@@ -540,15 +540,54 @@ def _directory_entries(data: bytes | bytearray, at: int, order: str) -> Iterator
 
 
 def _read_float_colour_tiff(path: Path) -> np.ndarray | None:
-    """Decode a floating-point RGB(A) TIFF with OpenCV into RGB(A) float32, values as stored (OpenCV
-    reads no ICC profile, EXIF or orientation from it); None for any other file."""
+    """Decode a floating-point TIFF Pillow cannot open (32-bit RGB(A), 64-bit gray or RGB(A)) with
+    OpenCV into float32, values as stored (OpenCV reads no ICC profile, EXIF or orientation from it);
+    None for any other file that is not a TIFF or whose samples cannot be told.
+
+    Raises:
+        UnsupportedFormatError: a TIFF whose samples neither reader takes (16-bit float, signed or
+            32-bit integers), named as such rather than as damaged data.
+    """
     with path.open("rb") as file:
-        if file.read(4) not in (b"II*\0", b"MM\0*"):
+        header = file.read(8)
+        if header[:4] not in (b"II*\0", b"MM\0*"):
             return None
     decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.dtype != np.float32 or decoded.ndim != 3 or decoded.shape[2] not in (3, 4):
+    if decoded is not None and decoded.dtype in (np.float32, np.float64) and decoded.ndim in (2, 3):
+        if decoded.ndim == 2:
+            return decoded.astype(np.float32)[..., None]
+        if decoded.shape[2] in (3, 4):
+            conversion = cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+            return cv2.cvtColor(decoded.astype(np.float32), conversion)
+    samples = _tiff_samples(path, header)
+    if samples is not None:
+        bits, sample_format = samples
+        if sample_format == 2 or (sample_format == 3 and bits not in (32, 64)) or (sample_format == 1 and bits > 16):
+            kind = {1: "unsigned integer", 2: "signed integer", 3: "floating-point"}[sample_format]
+            raise UnsupportedFormatError(path, f"TIFF with {bits}-bit {kind} samples is not supported (8- or 16-bit "
+                                               "unsigned integers and 32- or 64-bit floating point are)")
+    return None  # a layout that is read: the data is damaged
+
+
+def _tiff_samples(path: Path, header: bytes) -> tuple[int, int] | None:
+    """(BitsPerSample, SampleFormat) of a TIFF's first directory, or None when they cannot be read."""
+    order = "<" if header[:2] == b"II" else ">"
+    values = {}
+    with path.open("rb") as file:
+        file.seek(struct.unpack(order + "I", header[4:8])[0])
+        directory = file.read(2 + 12 * 4096)
+        for entry, tag, kind, count in _directory_entries(directory, 0, order):
+            if tag in (258, 339) and kind == 3 and count >= 1:  # each sample's value; the first is read
+                if count > 2:
+                    file.seek(struct.unpack(order + "I", directory[entry + 8 : entry + 12])[0])
+                    first = file.read(2)
+                else:
+                    first = directory[entry + 8 : entry + 10]
+                if len(first) == 2:
+                    values[tag] = struct.unpack(order + "H", first)[0]
+    if 258 not in values or values.get(339, 1) not in (1, 2, 3):
         return None
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return values[258], values.get(339, 1)
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -623,6 +662,11 @@ def _encode_with_pillow(
             # zlib level 1, as OpenCV writes PNG: ~10x faster than Pillow's default 6 on photos
             # for files ~10 % larger; lossless either way.
             options.update(compress_level=1)
+    if output_format.pillow_name == "TIFF" and image.exif and _has_exif_groups(image.exif):
+        # Pillow's libtiff writer refuses the Exif/GPS directories (and prints libtiff's complaint):
+        # the directory is rewritten with them, as for 16-bit colour.
+        options.pop("exif")
+        return _add_tiff_tags(path, _save(picture, "TIFF", options), image, pixels)
     try:
         return _save(picture, output_format.pillow_name, options)
     except (ValueError, RuntimeError, OSError) as error:
@@ -647,16 +691,21 @@ def _encode_with_pillow(
             raise MediaError(path, f"could not encode {output_format.pillow_name}: {second}") from second
 
 
+def _has_exif_groups(raw: bytes) -> bool:
+    """Whether ``raw`` EXIF points to Exif, GPS or Interop directories."""
+    exif = PillowImage.Exif()
+    exif.load(raw)
+    return any(tag in exif for tag in (0x8769, 0x8825, 0xA005))
+
+
 def _reduced_exif(raw: bytes, pillow_name: str) -> tuple[bytes, str] | None:
     """``raw`` EXIF without what usually stops ``pillow_name`` from writing it, and what that is:
-    a JPEG segment holds 64 KiB (a maker note is what overflows it); Pillow's TIFF writer cannot
-    take a camera's Exif/GPS sub-directories. None when there is nothing of the kind to drop."""
+    a JPEG segment holds 64 KiB (a maker note is what overflows it). None when there is nothing of
+    the kind to drop."""
     exif = PillowImage.Exif()
     exif.load(raw)
     if pillow_name == "JPEG" and exif.get_ifd(0x8769).pop(0x927C, None) is not None:
         return exif.tobytes(), "the EXIF maker note does not fit a JPEG segment"
-    if pillow_name == "TIFF" and [exif.pop(p) for p in (0x8769, 0x8825, 0xA005) if p in exif]:  # Exif, GPS, interop.
-        return exif.tobytes(), "the EXIF sub-directories (camera settings, GPS) cannot go into TIFF here"
     return None
 
 
