@@ -171,8 +171,8 @@ def test_interrupted_run_leaves_no_half_file_and_resumes_where_it_stopped(restor
         restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=7), codec="ffv1", segment_frames=10,
                       progress=False)
     work = tmp_path / ".out.mkv.parts"
-    assert not out.exists() and sorted(p.name for p in work.iterdir()) == ["000000000.mkv", "000000010.mkv", "job.json",
-                                                                          "lengths.json"]
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == [".lock", "000000000.mkv", "000000010.mkv",
+                                                                          "job.json", "lengths.json"]
     resumed = CrashingRestorer(restorer, crash_on=0)
     report = restore_video(SAMPLE, out, resumed, codec="ffv1", segment_frames=10, progress=False)
     # Restores frames 18-47 (from 20 - radius 2) in 8 calls instead of 12; reports the 28 new ones.
@@ -181,6 +181,27 @@ def test_interrupted_run_leaves_no_half_file_and_resumes_where_it_stopped(restor
     got, want = read_all(out), read_all(reference)
     assert [f.pts for f in got] == [f.pts for f in want]
     assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(got, want))  # bitwise an uninterrupted run
+
+
+def test_a_second_restore_into_the_same_target_is_refused_while_the_first_runs(restorer, tmp_path):
+    """Two restores into one target wrote each other's segments, and the first to finish removed
+    the work folder under the other."""
+    out, refusals = tmp_path / "out.mkv", []
+
+    class Intruding:  # starts a second restore of the same job while the first is under way
+        fingerprint = restorer.fingerprint
+
+        def __call__(self, frames):
+            if not refusals:
+                with pytest.raises(MediaError, match="another restore into it is running") as refused:
+                    restore_video(SAMPLE, out, restorer, codec="ffv1", segment_frames=10, progress=False)
+                refusals.append(refused)
+            return restorer(frames)
+
+    report = restore_video(SAMPLE, out, Intruding(), codec="ffv1", segment_frames=10, progress=False)
+    assert refusals and report.frames == 48 and len(read_all(out)) == 48
+    assert not (tmp_path / ".out.mkv.parts").exists()
+    assert restore_video(SAMPLE, out, restorer, codec="ffv1", progress=False).frames == 48  # let go of at the end
 
 
 def test_sigterm_stops_a_restore_like_ctrl_c_and_the_next_run_continues(tiny_model_path, tmp_path):

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
 from vidrestore.io.video import FIELD_TOP_FIRST, chroma_of
-from vidrestore.io._files import atomic_output, make_folder
+from vidrestore.io._files import FolderInUse, atomic_output, hold_folder, make_folder
 from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
 
@@ -266,43 +266,46 @@ def restore_video(
     segment_suffix = _check_output(target, info, options)
     work = _WorkFolder(target, _job_key(source, restorer, options, config, segment_frames), resume=resume,
                        suffix=segment_suffix)
-    done = work.finished_frames()
-    if done:
-        log.warning("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
-    started = time.perf_counter()
-    with VideoReader(source) as reader:
-        # Frames before done - radius are decoded (seeking is not frame-exact) but not restored.
-        frames = _threaded((f for f in reader if f.index >= done - radius), depth=2 * batch_size)
-        try:
-            restored = restore_frames(frames, restorer, temporal=config, batch_size=batch_size, report=report,
-                                      start=done)
-            bar = tqdm(restored, total=info.frame_count or None, initial=done, desc=source.name, unit="frame",
-                       disable=not progress, dynamic_ncols=True)
-            for first, segment in _segments(bar, done, segment_frames):
-                counted = _Counted(segment)
-                # Quiet: what the segments cannot keep was said once, by the up-front check.
-                write_video(work.segment_path(first), counted, info, **(options | {"audio_from": None, "quiet": True}))
-                work.finished(first, counted.count)
-        except BaseException:
-            if not work.parts:  # nothing to resume from (an undecodable first frame, a model error)
-                work.remove()
-            raise
-        finally:
-            frames.close()  # stop and join the decode thread before the reader closes
-        report.incomplete = reader.shortfall
-    if not work.parts:
-        work.remove()
-        raise MediaError(source, "no frames to restore")
     try:
-        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, quiet=True)
-    except MediaError as exc:
-        if not info.has_audio:
-            raise
-        # The muxer refused a copied audio packet or header (the up-front check cannot write one):
-        # the restored segments are kept, so transcoding the audio costs seconds, not the run.
-        log.warning("%s: %s; joining again with the audio transcoded to AAC", source, exc)
-        join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, transcode_audio=True, quiet=True)
-    work.remove()
+        done = work.finished_frames()
+        if done:
+            log.warning("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
+        started = time.perf_counter()
+        with VideoReader(source) as reader:
+            # Frames before done - radius are decoded (seeking is not frame-exact) but not restored.
+            frames = _threaded((f for f in reader if f.index >= done - radius), depth=2 * batch_size)
+            try:
+                restored = restore_frames(frames, restorer, temporal=config, batch_size=batch_size, report=report,
+                                          start=done)
+                bar = tqdm(restored, total=info.frame_count or None, initial=done, desc=source.name, unit="frame",
+                           disable=not progress, dynamic_ncols=True)
+                for first, segment in _segments(bar, done, segment_frames):
+                    counted = _Counted(segment)
+                    # Quiet: what the segments cannot keep was said once, by the up-front check.
+                    write_video(work.segment_path(first), counted, info, **(options | {"audio_from": None, "quiet": True}))
+                    work.finished(first, counted.count)
+            except BaseException:
+                if not work.parts:  # nothing to resume from (an undecodable first frame, a model error)
+                    work.remove()
+                raise
+            finally:
+                frames.close()  # stop and join the decode thread before the reader closes
+            report.incomplete = reader.shortfall
+        if not work.parts:
+            work.remove()
+            raise MediaError(source, "no frames to restore")
+        try:
+            join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, quiet=True)
+        except MediaError as exc:
+            if not info.has_audio:
+                raise
+            # The muxer refused a copied audio packet or header (the up-front check cannot write one):
+            # the restored segments are kept, so transcoding the audio costs seconds, not the run.
+            log.warning("%s: %s; joining again with the audio transcoded to AAC", source, exc)
+            join_videos(work.parts, target, rotation=info.rotation, audio_from=info.path, transcode_audio=True, quiet=True)
+        work.remove()
+    finally:
+        work.release()  # an error the caller keeps (a notebook's traceback) must not keep the folder held
     report.seconds = time.perf_counter() - started
     if report.spikes:
         log.warning("%s: temporal error spiked at %d frames: %s", source, len(report.spikes), report.spikes[:20])
@@ -367,6 +370,7 @@ def _job_key(source: Path, restorer: Any, options: dict[str, Any], config: Tempo
 
 
 _LENGTHS = "lengths.json"  # frames in each finished segment, by its first frame
+_LOCK = ".lock"  # held by the restore writing the folder (hold_folder)
 
 
 class _Counted:
@@ -393,15 +397,25 @@ class _WorkFolder:
         self.suffix = suffix
         self.parts: list[Path] = []
         try:
-            stale = self.folder.exists() and (not resume or key is None or self._read_key() != key)
-            if stale:
-                log.info("%s: previous partial results are for another job; starting over", self.folder)
-                shutil.rmtree(self.folder)
             make_folder(self.folder)
+            # Two restores into one target would write each other's segments (and one would remove
+            # the folder under the other): the folder is held first, and only then looked at.
+            self._lock = hold_folder(self.folder)
+        except FolderInUse as error:
+            raise MediaError(target, f"another restore into it is running ({self.folder} is {error.strerror}); wait for "
+                                     "it to end, or pick another output") from None
+        except OSError as error:
+            raise MediaError(target, f"cannot prepare the work folder {self.folder}: {error.strerror or error}") from error
+        try:
+            if not resume or key is None or self._read_key() != key:
+                if any(path.name != _LOCK for path in self.folder.iterdir()):
+                    log.info("%s: previous partial results are for another job; starting over", self.folder)
+                self._clear()
             if key is not None and not (self.folder / "job.json").exists():
                 with atomic_output(self.folder / "job.json") as tmp:
                     tmp.write_text(json.dumps(key, indent=1))
         except OSError as error:
+            self._lock.close()
             raise MediaError(target, f"cannot prepare the work folder {self.folder}: {error.strerror or error}") from error
         self._segment_frames = key["segment_frames"] if key is not None else None
         self._lengths = self._read_lengths()  # kept in step with lengths.json by finished()
@@ -424,9 +438,15 @@ class _WorkFolder:
             self.finished(start, self._segment_frames)
             expected += self._segment_frames
         for path in self.folder.iterdir():
-            if path.name not in ("job.json", _LENGTHS) and path not in self.parts:
+            if path.name not in ("job.json", _LENGTHS, _LOCK) and path not in self.parts:
                 path.unlink()
         return len(self.parts) * (self._segment_frames or 0)
+
+    def _clear(self) -> None:
+        """Remove everything in the folder but the lock this process holds on it."""
+        for path in self.folder.iterdir():
+            if path.name != _LOCK:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
     def _read_lengths(self) -> dict[str, int]:
         try:
@@ -450,4 +470,10 @@ class _WorkFolder:
                 tmp.write_text(json.dumps(self._lengths))
 
     def remove(self) -> None:
+        """Remove the folder (the job is done, or left nothing to resume) and let go of it."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.release()
+
+    def release(self) -> None:
+        """Let another process use the folder (idempotent)."""
+        self._lock.close()
