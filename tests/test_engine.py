@@ -324,6 +324,8 @@ def test_info_reports_device_precision_and_tiling(model: UNet) -> None:
     assert info["device"] == "cpu" and info["dtype"] == "float32"
     assert (info["tile"], info["tile_overlap"], info["size_multiple"]) == (64, 16, 8)  # rounded up to 8
     assert info["model"]["source"] == "module UNet"
+    with pytest.raises(ValueError, match=r"tile_overlap \(32\) must be smaller than tile \(8\).*tile of at least 40"):
+        Restorer(model, device="cpu", precision="fp32", tile=7, tile_overlap=32)
 
 
 def test_strength_blends_the_correction_with_the_input(model: UNet) -> None:

@@ -148,11 +148,13 @@ def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_fold
     # ... found before the file is restored (a video's frames were all restored first), without a work folder.
     assert blocked.stderr.count("is a folder; remove it or name another output") == 2, blocked.stderr
     assert not list((tmp_path / "blocked").glob(".clip.mp4.parts"))
-    # A codec error is found before any frame is restored: no output and no work folder.
-    bogus = run(str(tmp_path / "in" / "clip.mp4"), "-o", str(tmp_path / "out" / "clip.mp4"), "--model", str(model_path),
-                "--codec", "bogus")
-    assert bogus.returncode == 1 and "unknown video codec 'bogus'" in bogus.stderr, bogus.stderr
+    # A codec the container cannot hold is found before any frame is restored: no output, no work folder.
+    unfit = run(str(tmp_path / "in" / "clip.mp4"), "-o", str(tmp_path / "out" / "clip.ts"), "--model", str(model_path),
+                "--codec", "ffv1")
+    assert unfit.returncode == 1 and "restored 0, skipped 0, failed 1" in unfit.stdout, unfit.stdout + unfit.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    bogus = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path), "--codec", "bogus")
+    assert bogus.returncode == 2 and "invalid choice: 'bogus'" in bogus.stderr, bogus.stderr  # before any file
     good = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
     assert good.returncode == 0 and "restored 2, skipped 0, failed 0" in good.stdout, good.stdout + good.stderr
 

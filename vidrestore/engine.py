@@ -365,7 +365,8 @@ class Restorer:
             if tile_overlap >= tile:
                 raise ValueError(
                     f"tile_overlap ({tile_overlap}) must be smaller than tile ({tile}) "
-                    f"(both rounded up to multiples of the model's size_multiple, {self._alignment})"
+                    f"(both rounded up to multiples of the model's size_multiple, {self._alignment}): use a tile of "
+                    f"at least {tile_overlap + self._alignment}, or a smaller overlap"
                 )
         if threads is not None:
             torch.set_num_threads(threads)
