@@ -117,6 +117,39 @@ def test_a_concatenated_file_with_audio_is_restored_whole(restorer, tmp_path, ca
     assert "audio stream 1's timestamps jump back" in caplog.text
 
 
+LEGACY = [("clip.wmv", "asf", "wmv2", 96, 64), ("clip.flv", "flv", "flv", 96, 64), ("clip.3gp", "3gp", "h263", 176, 144),
+          ("clip.vob", "vob", "mpeg2video", 96, 64), ("clip.mts", "mpegts", "libx264", 96, 64),
+          ("clip.dv", "dv", "dvvideo", 720, 576), ("clip.rm", "rm", "rv20", 96, 64), ("clip.ogv", "ogg", "libvpx", 96, 64)]
+
+
+@pytest.mark.parametrize("name,container,codec,width,height", LEGACY, ids=[item[0] for item in LEGACY])
+def test_old_footage_formats_are_found_and_restored(restorer, tmp_path, name, container, codec, width, height):
+    """Old footage comes as Windows Media, Flash, phone 3GP, DVD VOB, AVCHD, DV, RealVideo and Ogg
+    files: a folder of them was skipped without a word, a named one refused as an unsupported type.
+    Raw DV read as 60000 fps (its time base), so the whole clip was called truncated and the rate
+    went into the restored file."""
+    from vidrestore.io.listing import list_media
+
+    frames = moving_frames(10, height, width)
+    with av.open(str(tmp_path / name), "w", format=container) as output:
+        stream = output.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(from_float(frame, np.uint8), format="rgb24")
+                                        .reformat(format="yuv420p")):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    assert list_media(tmp_path) == [(tmp_path / name).resolve()]
+    assert probe(tmp_path / name).fps == 25
+    report = restore_video(tmp_path / name, tmp_path / "out.mkv", restorer, progress=False)
+    assert report.frames == 10 and not report.incomplete
+    restored = probe(tmp_path / "out.mkv")
+    assert (restored.width, restored.height, restored.fps) == (width, height, 25)
+    times = [f.time for f in read_all(tmp_path / "out.mkv")]  # MPEG streams start where their clock did
+    assert [round(t - times[0], 3) for t in times] == [i / 25 for i in range(10)]
+
+
 def test_rotation_and_ten_bit_are_kept(restorer, tmp_path):
     source = tmp_path / "rot10.mkv"
     frames = moving_frames(6)

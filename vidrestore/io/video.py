@@ -645,7 +645,7 @@ def join_videos(parts: list[Path], path: str | Path, *, rotation: int = 0, audio
                         stream.time_base = source.time_base
                         # The template leaves the frame rate unset: Matroska would then store no
                         # default frame duration and read back as 1000 fps.
-                        stream.codec_context.framerate = source.average_rate or source.guessed_rate
+                        stream.codec_context.framerate = _frame_rate(source)
                         if rotation % 360:
                             stream.set_display_rotation(rotation % 360)
                         audio = (_AudioCopy(Path(audio_from), output, transcode=transcode_audio, quiet=quiet)
@@ -894,12 +894,22 @@ def main_video_stream(container: av.container.InputContainer) -> av.VideoStream:
     return (moving or list(container.streams.video))[0]
 
 
+def _frame_rate(stream: av.VideoStream) -> Fraction | None:
+    """The stream's average frame rate, or FFmpeg's guess where the container has none — or an
+    absurd one: raw DV reads as 60000 fps (its time base), which made a whole clip "truncated"
+    and was written into the restored file."""
+    average, guessed = stream.average_rate, stream.guessed_rate
+    if average and guessed and average > 1000 >= guessed:
+        return Fraction(guessed)
+    return Fraction(average or guessed) if (average or guessed) else None
+
+
 def _describe(path: Path, container: av.container.InputContainer) -> VideoInfo:
     stream = main_video_stream(container)
     context = stream.codec_context
     if context is None or context.format is None:
         raise UnsupportedFormatError(path, "no decoder for this video codec or pixel format")
-    fps = Fraction(stream.average_rate or stream.guessed_rate or 0)
+    fps = _frame_rate(stream) or Fraction(0)
     time_base = Fraction(stream.time_base or 0)
     # Matroska has no per-stream duration, but FFmpeg and mkvmerge write one as a tag; the
     # container's duration also counts audio that outlasts the video.
