@@ -491,6 +491,17 @@ def test_bad_options_raise_clear_errors(model: UNet, options: dict, error: type,
         Restorer(model, device="cpu", **options)
 
 
+def test_numbers_from_numpy_are_numbers(model: UNet) -> None:
+    """Values computed with numpy were refused ("strength must be a number in [0, 1], got 0.5")."""
+    engine = Restorer(model, device="cpu", precision="fp32", tile=np.int64(64), tile_overlap=np.int32(16),
+                      batch_size=np.int64(3), strength=np.float32(0.5), correction_floor=np.int64(0))
+    plain = Restorer(model, device="cpu", precision="fp32", tile=64, tile_overlap=16, batch_size=3, strength=0.5,
+                     correction_floor=0)
+    assert engine.info == plain.info and engine.fingerprint == plain.fingerprint
+    with pytest.raises(ValueError, match="strength must be a number in \\[0, 1\\], got np.True_"):
+        Restorer(model, device="cpu", strength=np.bool_(True))
+
+
 def test_bad_models_raise_clear_errors(tmp_path) -> None:
     with pytest.raises(ModelError, match="not found"):
         Restorer(tmp_path / "missing.safetensors")

@@ -237,6 +237,18 @@ def test_a_second_restore_into_the_same_target_is_refused_while_the_first_runs(r
     assert restore_video(SAMPLE, out, restorer, codec="ffv1", progress=False).frames == 48  # let go of at the end
 
 
+def test_a_batch_size_below_one_is_refused_not_one_batch_of_the_whole_video(restorer, tmp_path):
+    """batch_size=0 never closed a batch: the whole video was decoded into one call (out of
+    memory on any real clip, after minutes)."""
+    for bad in (0, -3, 1.5):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            restore_video(SAMPLE, tmp_path / "out.mkv", restorer, batch_size=bad, progress=False)
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            next(restore_frames(iter(_frames(3)), restorer, batch_size=bad))
+    assert not list(tmp_path.iterdir())
+    assert len(list(restore_frames(iter(_frames(3)), restorer, batch_size=np.int64(2)))) == 3
+
+
 def test_sigterm_stops_a_restore_like_ctrl_c_and_the_next_run_continues(tiny_model_path, tmp_path):
     """A scheduler's or `timeout`'s SIGTERM killed `restore` mid-write: no message, exit -15, the
     segment being written left as a temporary file. It now stops as Ctrl-C does."""

@@ -439,6 +439,15 @@ def test_the_model_hint_is_given_only_when_the_shipped_model_fails(tmp_path: Pat
         vr.restore(core.std.BlankClip(length=2), device="cpu")
 
 
+def test_numbers_from_numpy_are_numbers(identity: Restorer) -> None:
+    source = in_format(clip_from(pictures(3)), "YUV420P8")
+    plain = vr.restore(source, restorer=identity, batch_size=2, temporal_radius=1)
+    from_numpy = vr.restore(source, restorer=identity, batch_size=np.int64(2), temporal_radius=np.int64(1))
+    assert [frame_bytes(f) for f in from_numpy.frames()] == [frame_bytes(f) for f in plain.frames()]
+    with pytest.raises(vs.Error, match="batch_size must be an integer >= 1, got np.float64"):
+        vr.restore(source, restorer=identity, batch_size=np.float64(2))
+
+
 def test_a_shared_restorer_excludes_model_options(identity: Restorer) -> None:
     with pytest.raises(vs.Error, match="model, tile belong to the Restorer"):
         vr.restore(core.std.BlankClip(length=2), restorer=identity, model="x.safetensors", tile=256)
@@ -462,6 +471,22 @@ def test_strength_zero_gives_the_clip_back(tiny_model_file: Path, identity: Rest
         vr.restore(source, restorer=identity, strength=0.5)
     with pytest.raises(vs.Error, match="correction_floor belongs to the Restorer"):
         vr.restore(source, restorer=identity, correction_floor=2.0)
+
+
+@pytest.mark.parametrize("name,out_name", [("YUV420P8", "YUV420P10"), ("YUV420P8", "YUV420PS"), ("YUV420P10", "YUV420P8"),
+                                           ("YUV420PS", "YUV420PS"), ("YUV422P8", "YUV422P16")])
+def test_another_depth_keeps_the_clips_own_chroma(identity: Restorer, name: str, out_name: str) -> None:
+    """format=vs.YUV420P10 (the README's example) took the picture to RGB and back: chroma at a
+    saturated edge moved by up to 16 levels with no correction at all. Now it is the clip, at the
+    new depth, plus the correction; float input comes back bit-exact (it was one ulp off)."""
+    source = in_format(clip_from(pictures(2)), name)
+    restored = vr.restore(source, restorer=identity, temporal=False, format=getattr(vs, out_name))
+    at_depth = core.resize.Point(source, format=getattr(vs, out_name))  # the same samples, at the new depth
+    if restored.format.bits_per_sample >= source.format.bits_per_sample:
+        assert [frame_bytes(f) for f in restored.frames()] == [frame_bytes(f) for f in at_depth.frames()]
+    else:  # fewer bits: a tie may round the other way
+        for got, want in zip(restored.frames(), at_depth.frames()):
+            assert max(np.abs(a.astype(int) - b).max() for a, b in zip(planes(got), planes(want))) <= 1
 
 
 def test_a_subsampled_clip_gets_its_own_chroma_plus_the_correction(perturbed: Restorer) -> None:

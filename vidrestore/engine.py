@@ -34,6 +34,7 @@ import hashlib
 import itertools
 import logging
 import math
+import numbers
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, overload
@@ -43,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidrestore import checks
 from vidrestore.device import autocast, resolve_device, resolve_precision
 from vidrestore.io.convert import _LUMA_WEIGHTS  # BT.601, the weights rgb_to_gray uses
 from vidrestore.nets.unet import ResBlock
@@ -327,19 +329,15 @@ class Restorer:
         strength: float = 1.0,
         correction_floor: float = DEFAULT_CORRECTION_FLOOR,
     ) -> None:
-        if not isinstance(tile, int) or not isinstance(tile_overlap, int):
-            raise TypeError("tile and tile_overlap must be integers")
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in (tile, tile_overlap)):
+            raise TypeError(f"tile and tile_overlap must be integers, got {tile!r}, {tile_overlap!r}")
+        tile, tile_overlap = int(tile), int(tile_overlap)
         if tile < 0 or tile_overlap < 0:
             raise ValueError(f"tile and tile_overlap must be >= 0 (tile 0: whole frames), got {tile}, {tile_overlap}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be a number in [0, 1], got {strength!r}")
-        if (isinstance(correction_floor, bool) or not isinstance(correction_floor, (int, float))
-                or not 0.0 <= correction_floor < math.inf):
-            raise ValueError(f"correction_floor must be a number >= 0 (8-bit levels), got {correction_floor!r}")
+        batch_size = checks.integer(batch_size, "batch_size", 1)
+        threads = None if threads is None else checks.integer(threads, "threads", 1)
+        strength = checks.real(strength, "strength", 0.0, 1.0)
+        correction_floor = checks.real(correction_floor, "correction_floor", 0.0, unit="8-bit levels")
 
         self._device = resolve_device(device)
         self._compute_dtype = resolve_precision(precision, self._device)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vidrestore import checks
+
 __all__ = ["TemporalConfig", "flow", "warp", "luma_u8", "is_scene_cut", "fuse_window", "temporal_error"]
 
 
@@ -50,10 +52,8 @@ class TemporalConfig:
     adaptive: float = 4.0
 
     def __post_init__(self) -> None:
-        if self.radius < 0:
-            raise ValueError("radius must be >= 0")
-        if not 0.0 <= self.strength <= 1.0:
-            raise ValueError("strength must be in [0, 1]")
+        object.__setattr__(self, "radius", checks.integer(self.radius, "radius", 0))
+        object.__setattr__(self, "strength", checks.real(self.strength, "strength", 0.0, 1.0))
         if not self.adaptive >= 0.0:
             raise ValueError("adaptive must be >= 0")
         if not 0.0 <= self.cut_correlation <= 1.0:

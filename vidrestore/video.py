@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from vidrestore import checks
 from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
 from vidrestore.io.video import FIELD_TOP_FIRST, chroma_of
@@ -95,6 +96,7 @@ def restore_frames(
     ``start`` are restored as context for their neighbours but neither yielded nor reported (a
     resumed job passes its first ``radius`` frames before ``start``).
     """
+    batch_size = checks.integer(batch_size, "batch_size", 1)  # 0 never closed a batch: the whole video in one call
     report = report if report is not None else VideoReport()
     radius = temporal.radius if temporal is not None and temporal.strength > 0 else 0
     window: deque[_Slot] = deque()
@@ -241,8 +243,8 @@ def restore_video(
     "444", or "source" to keep a 4:2:2/4:4:4 source's (4:1:1 DV becomes 4:2:2).
     """
     source, target = Path(source), Path(target)
-    if segment_frames < 1:
-        raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
+    segment_frames = checks.integer(segment_frames, "segment_frames", 1)
+    batch_size = checks.integer(batch_size, "batch_size", 1)
     info = probe(source)
     if info.interlaced:
         log.warning("%s: interlaced (%s field first): restored as whole frames, written interlaced by libx264; deinterlace it "

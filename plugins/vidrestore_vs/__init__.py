@@ -11,7 +11,7 @@ The graph it builds, all of it VapourSynth nodes except one Python frame callbac
    description is read from *that frame's* props — ``_Matrix``, ``_Range`` (or the deprecated
    ``_ColorRange``), ``_ChromaLocation`` — and, where a prop is missing or unspecified,
    defaulted the way vstools does: BT.601 (SMPTE 170M; BT.470BG at 576 lines) up to 1024×576,
-   BT.709 up to 2048×1536, BT.2020 NCL above; limited range for YUV and GRAY, full for RGB;
+   BT.709 above (as players guess, and as the file pipeline does); limited range for YUV and GRAY, full for RGB;
    left chroma siting. GRAY is restored as RGB with R = G = B and returned as the BT.601 luma of
    the restored RGB, exactly as :class:`vidrestore.Restorer` treats gray frames.
 2. **Restore + temporal fusion** in a ``std.ModifyFrame`` over shifted copies of the RGBS clip
@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 import numpy as np
 import vapoursynth as vs
 
+from vidrestore import checks
 from vidrestore.engine import DEFAULT_CORRECTION_FLOOR, Restorer
 from vidrestore.errors import ModelError
 from vidrestore.io.video import default_matrix
@@ -240,15 +241,18 @@ def _with_correction(
     rgbs: vs.VideoNode,
     restored: vs.VideoNode,
     colour: Callable[[Mapping[str, Any]], _Colour],
+    out_format: vs.VideoFormat,
 ) -> vs.VideoNode:
-    """``clip`` plus the model's correction ``restored - rgbs``, in ``clip``'s own (subsampled YUV)
-    format: the correction is converted back, not the picture.
+    """``clip`` plus the model's correction ``restored - rgbs``, in ``out_format`` — a YUV format
+    of ``clip``'s own subsampling, at any depth: the correction is converted back, not the picture.
 
     Chroma upsampled to RGB and subsampled again is not the chroma it was (bicubic both ways:
     noisy chroma lost 4 levels on average in one pass). Converted this way a frame the model
     leaves alone (``strength=0``, the correction floor) comes back bit-exact, and every frame's
     chroma is its own plus the correction. Sums are in 32-bit float YUV of the same subsampling;
-    integer <-> float at one subsampling is exact, so only the final rounding remains.
+    integer <-> float at one subsampling is exact, so only the final rounding remains (or, to
+    another depth, the conversion of the picture as it was, since the sum adds the correction
+    ``y - z`` to it: exactly 0 where there is none).
     """
     fmt = clip.format
     float_format = core.query_video_format(vs.YUV, vs.FLOAT, 32, fmt.subsampling_w, fmt.subsampling_h)
@@ -263,8 +267,8 @@ def _with_correction(
     base = _convert_per_frame(core, clip, float_format, clip, same_range)
     after = _convert_per_frame(core, restored, float_format, clip, from_rgbs)
     before = _convert_per_frame(core, rgbs, float_format, clip, from_rgbs)
-    summed = core.std.Expr([base, after, before], "x y + z -")
-    return _convert_per_frame(core, summed, fmt, clip, same_range)
+    summed = core.std.Expr([base, after, before], "x y z - +")
+    return _convert_per_frame(core, summed, out_format, clip, same_range)
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,9 +456,10 @@ def _shifted(clip: vs.VideoNode, offset: int) -> vs.VideoNode:
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise vs.Error(f"{_NAME}: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    try:
+        return checks.integer(value, name, minimum)
+    except ValueError as exc:
+        raise vs.Error(f"{_NAME}: {exc}") from None
 
 
 def restore(
@@ -597,9 +602,11 @@ def restore(
             core, luma, out_format, clip,
             lambda props: _from_rgbs_arguments(colour(props), in_family, out_format.color_family, width, height),
         )
-    elif out_format.id == in_format.id and in_family == vs.YUV and (
-            in_format.subsampling_w or in_format.subsampling_h):
-        out = _with_correction(core, clip, rgbs, restored, colour)
+    elif in_family == out_format.color_family == vs.YUV and (in_format.subsampling_w or in_format.subsampling_h) and (
+            (out_format.subsampling_w, out_format.subsampling_h) == (in_format.subsampling_w, in_format.subsampling_h)):
+        # Subsampled YUV out at the source's subsampling (any depth: format=vs.YUV420P10 is how
+        # 8-bit sources are restored without banding): its own chroma plus the correction.
+        out = _with_correction(core, clip, rgbs, restored, colour, out_format)
     else:
         out = _convert_per_frame(
             core, restored, out_format, clip,
