@@ -363,6 +363,9 @@ def test_output_container_and_codec_are_checked_before_any_frame_is_restored(res
                                    ("out.mov", {"codec": "ffv1"}, "cannot hold ffv1")]:
         with pytest.raises(MediaError, match=message):
             restore_video(SAMPLE, tmp_path / name, counting, progress=False, **options)
+    for crf in (-5, 60, 2.5):  # x264 said "Numerical result out of range" once encoding began
+        with pytest.raises(ValueError, match=f"crf must be an integer in 0..51, got {crf}"):
+            restore_video(SAMPLE, tmp_path / "out.mp4", counting, progress=False, crf=crf)
     assert calls == [] and list(tmp_path.iterdir()) == []
 
     def failing(frames):

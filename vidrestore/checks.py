@@ -11,14 +11,17 @@ import numpy as np
 __all__ = ["integer", "real"]
 
 
-def integer(value: Any, name: str, minimum: int) -> int:
-    """``value`` as an ``int``: a whole number (Python's or numpy's, not a bool) >= ``minimum``.
+def integer(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an ``int``: a whole number (Python's or numpy's, not a bool) >= ``minimum``
+    (and <= ``maximum``).
 
     Raises:
         ValueError: naming ``name`` and what it must be.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
+        bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
     return int(value)
 
 

@@ -44,6 +44,7 @@ import av
 import numpy as np
 from av.video.reformatter import Colorspace, Interpolation
 
+from vidrestore import checks
 from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
 from vidrestore.io._files import make_folder, partial_path, require_file, unidentified_error
 
@@ -363,6 +364,8 @@ class VideoWriter:
                 f"VideoWriter: need positive size and fps and rotation a multiple of 90, "
                 f"got {width}x{height} at {fps}, {rotation} degrees"
             )
+        if crf is not None:  # x264/x265 find out only as they encode
+            crf = checks.integer(crf, "crf", 0, 51)
         fps = Fraction(fps).limit_denominator(1_000_000)  # a float like 29.97 becomes 2997/100
         self.width, self.height = width, height
         self.frames_written = 0
