@@ -106,6 +106,46 @@ def test_interlaced_input_stays_interlaced_and_is_named(restorer, tmp_path, capl
         assert next(container.decode(video=0)).interlaced_frame
 
 
+def comb_energy(rgb: np.ndarray) -> float:
+    """How far each line is from the mean of its neighbours: large where two fields disagree."""
+    lines = rgb.astype(np.float64)
+    return float(np.abs(lines[1:-1] - 0.5 * (lines[:-2] + lines[2:])).mean())
+
+
+def test_deinterlace_restores_and_writes_progressive_frames(tmp_path, caplog):
+    """DV and DVD sources are interlaced: restored as whole frames, the two fields of a moving
+    object (combing) went through the net as texture. --deinterlace makes the frames progressive
+    with bwdif first: same frames, same timestamps, no combing, written progressive."""
+    source = tmp_path / "combed.mkv"
+    with av.open(str(source), "w") as container:  # a bright bar moving right, each field a moment apart
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"x264-params": "interlaced=1:tff=1", "crf": "10"}
+        for index in range(FRAMES):
+            rgb = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
+            rgb[0::2, 6 * index : 6 * index + 16] = 220  # top field
+            rgb[1::2, 6 * index + 3 : 6 * index + 19] = 220  # bottom field, later
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert probe(source).interlaced
+    untouched = Restorer(UNet(**TINY), precision="fp32", tile=0, strength=0.0)  # the frames as they are read
+    restore_video(source, tmp_path / "kept.mkv", untouched, temporal=False, progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["restore", str(source), "-o", str(tmp_path / "progressive.mkv"), "--deinterlace",
+                     "--strength", "0", "--no-temporal"]) == 0
+    assert "interlaced (top field first)" not in caplog.text
+    kept, progressive = (list(VideoReader(tmp_path / name)) for name in ("kept.mkv", "progressive.mkv"))
+    assert [f.pts for f in progressive] == [f.pts for f in kept] and len(progressive) == FRAMES
+    combed = np.mean([comb_energy(f.rgb) for f in kept])
+    assert np.mean([comb_energy(f.rgb) for f in progressive]) < combed / 5
+    assert not probe(tmp_path / "progressive.mkv").interlaced and probe(tmp_path / "kept.mkv").interlaced
+    with av.open(str(tmp_path / "progressive.mkv")) as container:
+        assert not next(container.decode(video=0)).interlaced_frame
+
+
 def test_cover_art_and_a_second_video_stream_are_named_when_left_out(restorer, tmp_path, caplog):
     """Music videos and podcasts carry cover art as a one-frame "video" stream: it was dropped
     without a word (subtitles that do not fit are named)."""

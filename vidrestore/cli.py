@@ -116,7 +116,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "chroma": args.chroma,
                        "temporal": not args.no_temporal,
                        "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius,
-                       "segment_frames": args.segment_frames, "resume": not args.no_resume},
+                       "segment_frames": args.segment_frames, "resume": not args.no_resume,
+                       "deinterlace": args.deinterlace},
     )
     for path, reason in report.incomplete:
         print(f"incomplete: {path}: {reason}; restored what could be decoded", file=sys.stderr)
@@ -319,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chroma", default="420", choices=("420", "422", "444", "source"),
                    help="video chroma subsampling (x264/x265): 420 plays everywhere (default); source keeps a "
                         "4:2:2/4:4:4 source's")
+    p.add_argument("--deinterlace", action="store_true",
+                   help="video: make interlaced frames (DV, DVD, broadcast) progressive with bwdif before restoring; "
+                        "written progressive (default: restored as whole frames and written interlaced)")
     p.add_argument("--no-temporal", action="store_true", help="video: no temporal consistency stage")
     p.add_argument("--temporal-strength", type=_ranged(float, 0.0, 1.0), default=1.0, help="video: 0..1 (default 1)")
     p.add_argument("--temporal-radius", type=_ranged(int, 0), default=2, help="video: neighbours each side (default 2)")

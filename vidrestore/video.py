@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vidrestore import checks
 from vidrestore.errors import MediaError, UnsupportedFormatError
 from vidrestore.io import Frame, VideoInfo, VideoReader, check_writer, from_float, probe, to_float, write_video
-from vidrestore.io.video import FIELD_TOP_FIRST, chroma_of
+from vidrestore.io.video import FIELD_PROGRESSIVE, FIELD_TOP_FIRST, chroma_of
 from vidrestore.io._files import FolderInUse, atomic_output, hold_folder, make_folder
 from vidrestore.io.video import join_videos
 from vidrestore.temporal import TemporalConfig, fuse_window, is_scene_cut, luma_u8, temporal_error
@@ -223,6 +223,7 @@ def restore_video(
     segment_frames: int = 250,
     resume: bool = True,
     progress: bool = True,
+    deinterlace: bool = False,
 ) -> VideoReport:
     """Restore ``source`` into ``target``: never a half-written ``target``, and a crash loses at
     most one segment of work.
@@ -241,15 +242,21 @@ def restore_video(
 
     ``chroma``: the output's chroma subsampling with x264/x265, "420" (plays everywhere), "422",
     "444", or "source" to keep a 4:2:2/4:4:4 source's (4:1:1 DV becomes 4:2:2).
+
+    ``deinterlace``: each frame is made progressive with FFmpeg's bwdif before it is restored
+    (same frames, same timestamps), and written progressive. Without it an interlaced source is
+    restored as whole frames, both fields together, and written interlaced.
     """
     source, target = Path(source), Path(target)
     segment_frames = checks.integer(segment_frames, "segment_frames", 1)
     batch_size = checks.integer(batch_size, "batch_size", 1)
     info = probe(source)
-    if info.interlaced:
-        log.warning("%s: interlaced (%s field first): restored as whole frames, written interlaced by libx264; deinterlace it "
-                    "first (bwdif, QTGMC) for a better result", source,
-                    "top" if info.field_order in FIELD_TOP_FIRST else "bottom")
+    if deinterlace:  # the frames restored and written are progressive ones
+        info = dataclasses.replace(info, field_order=FIELD_PROGRESSIVE)
+    elif info.interlaced:
+        log.warning("%s: interlaced (%s field first): restored as whole frames, written interlaced by libx264; "
+                    "--deinterlace (deinterlace=True) restores and writes progressive frames, for a better result",
+                    source, "top" if info.field_order in FIELD_TOP_FIRST else "bottom")
     config = TemporalConfig(radius=temporal_radius, strength=temporal_strength) if temporal else None
     radius = config.radius if config is not None and config.strength > 0 else 0
     report = VideoReport()
@@ -266,14 +273,14 @@ def restore_video(
     if codec in ("ffv1",) and info.bit_depth <= 8:
         options.setdefault("bit_depth", 8)
     segment_suffix = _check_output(target, info, options)
-    work = _WorkFolder(target, _job_key(source, restorer, options, config, segment_frames), resume=resume,
-                       suffix=segment_suffix)
+    key = _job_key(source, restorer, options | ({"deinterlace": True} if deinterlace else {}), config, segment_frames)
+    work = _WorkFolder(target, key, resume=resume, suffix=segment_suffix)
     try:
         done = work.finished_frames()
         if done:
             log.warning("%s: resuming after frame %d (%d finished segments in %s)", source, done - 1, len(work.parts), work.folder)
         started = time.perf_counter()
-        with VideoReader(source) as reader:
+        with VideoReader(source, deinterlace=deinterlace) as reader:
             # Frames before done - radius are decoded (seeking is not frame-exact) but not restored.
             frames = _threaded((f for f in reader if f.index >= done - radius), depth=2 * batch_size)
             try:

@@ -81,7 +81,7 @@ _INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpola
 # RGB: 9.5 dB, every 10-bit video's colours ruined); each pair of formats is checked once.
 _PLAIN_INTERPOLATION = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 # AVFieldOrder: TT and TB are coded top field first, BB and BT bottom field first.
-FIELD_TOP_FIRST, FIELD_BOTTOM_FIRST = (2, 4), (3, 5)
+FIELD_PROGRESSIVE, FIELD_TOP_FIRST, FIELD_BOTTOM_FIRST = 1, (2, 4), (3, 5)
 INTERLACED_FIELD_ORDERS = FIELD_TOP_FIRST + FIELD_BOTTOM_FIRST
 _interpolations: dict[tuple[str, str], Interpolation] = {}
 
@@ -207,6 +207,8 @@ class VideoReader:
     Args:
         dtype: ``np.uint8`` or ``np.uint16`` for :attr:`Frame.rgb`; None picks uint16 when the
             stream has more than 8 bits per sample, else uint8.
+        deinterlace: turn each frame into a progressive one with FFmpeg's bwdif (one frame per
+            frame, timestamps kept; the field order is the stream's, else each frame's flag).
 
     A packet that fails to decode is skipped with a warning naming it; a container that is cut
     short ends the iteration early, with a warning when fewer frames came than it announced (and
@@ -215,8 +217,10 @@ class VideoReader:
     it keep their spacing (a warning says so). :class:`CorruptMediaError` is raised only if no frame decodes at all.
     """
 
-    def __init__(self, path: str | Path, *, dtype: type[np.unsignedinteger] | np.dtype | None = None) -> None:
+    def __init__(self, path: str | Path, *, dtype: type[np.unsignedinteger] | np.dtype | None = None,
+                 deinterlace: bool = False) -> None:
         self.path = require_file(path)
+        self.deinterlace = deinterlace
         self._container = _open_input(self.path)
         try:
             self.info = _describe(self.path, self._container)
@@ -252,7 +256,8 @@ class VideoReader:
         # concatenated) moves to one frame interval after the previous one, and the frames after
         # it keep their spacing (the offset carries on).
         step = max(1, round(1 / (self.info.fps * self.info.time_base))) if self.info.fps and self.info.time_base else 1
-        for decoded in self._decoded_frames():
+        decoded_frames = self._decoded_frames()
+        for decoded in self._deinterlaced(decoded_frames) if self.deinterlace else decoded_frames:
             time = decoded.time if decoded.time is not None else (index / self.info.fps if self.info.fps else 0.0)
             pts = decoded.pts if decoded.pts is None else decoded.pts + offset
             if pts is not None and last_pts is not None and pts <= last_pts:
@@ -283,6 +288,47 @@ class VideoReader:
                          else f"{self.info.duration:.2f} s announced, the last at {last_time:.2f} s")
             self.shortfall = f"ended after {index} frames of {announced} (truncated file?)"
             logger.warning("%s: %s", self.path, self.shortfall)
+
+    def _deinterlaced(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """``frames`` through bwdif (a new graph whenever the frames' size or format changes), with
+        the stream's time base back on them."""
+        order = self.info.field_order
+        parity = "tff" if order in FIELD_TOP_FIRST else "bff" if order in FIELD_BOTTOM_FIRST else "auto"
+        graph: av.filter.Graph | None = None
+        shape: tuple[int, int, str] | None = None
+
+        def drained(eof: bool) -> Iterator[av.VideoFrame]:
+            assert graph is not None
+            if eof:
+                graph.push(None)
+            while True:
+                try:
+                    frame = graph.pull()
+                except (av.error.BlockingIOError, av.error.EOFError):
+                    return
+                if frame.pts is not None and frame.time_base != self._stream.time_base:
+                    frame.pts = round(frame.pts * Fraction(frame.time_base) / Fraction(self._stream.time_base))
+                frame.time_base = self._stream.time_base
+                yield frame
+
+        for frame in frames:
+            if (frame.width, frame.height, frame.format.name) != shape:
+                if graph is not None:
+                    yield from drained(eof=True)
+                shape = (frame.width, frame.height, frame.format.name)
+                graph = av.filter.Graph()
+                source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                          time_base=self._stream.time_base)
+                bwdif = graph.add("bwdif", f"mode=send_frame:parity={parity}:deint=all")
+                sink = graph.add("buffersink")
+                source.link_to(bwdif)
+                bwdif.link_to(sink)
+                graph.configure()
+            assert graph is not None
+            graph.push(frame)
+            yield from drained(eof=False)
+        if graph is not None:
+            yield from drained(eof=True)
 
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         packets = self._container.demux(self._stream)  # ends with an empty packet that drains the decoder
