@@ -351,6 +351,7 @@ def test_a_mid_epoch_resume_keeps_its_batch_size(labelled, tmp_path, monkeypatch
     monkeypatch.setattr(QualityNet, "forward", forward)
     first = train_quality(tiny_config(labelled, tmp_path, *common), progress=False)
     assert first["stopped_by"] == "signal" and torch.load(tmp_path / "checkpoint.pt", weights_only=True)["batch"] == 1
+    assert first["model"] is None and not (tmp_path / "quality.safetensors").exists()  # named none it had not written
     monkeypatch.setattr(QualityNet, "forward", real_forward)
     before = (tmp_path / "config.json").read_bytes()
     with pytest.raises(TrainingError, match="resume it with the batch_size and samples_per_epoch it started with"):
@@ -450,6 +451,10 @@ def test_predict_cli_formats(trained, tmp_path, capsys):
     assert lines[0].split() == ["class", "p_poor", "p_medium", "p_good", "score", "path"]
     fields = lines[1].split()
     assert fields[0] == by_name["good.png"]["class"] and fields[-1].endswith("good.png") and len(lines) == 2
+
+    assert main(["quality", "predict", str(media / "missing.png"), "--model", model]) == 2
+    missing = capsys.readouterr()
+    assert missing.out == "" and "missing.png: no such file or folder" in missing.err  # no table header first
 
     for device in ["gpu"] + ([] if torch.cuda.is_available() else ["cuda"]):  # one line, no traceback
         assert main(["quality", "predict", str(media / "good.png"), "--model", model, "--device", device]) == 2

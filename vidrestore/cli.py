@@ -56,9 +56,9 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 
 def _degrade_config(args: argparse.Namespace):
     from vidrestore.degrade import DegradeConfig
-    from vidrestore.train.config import apply_overrides
+    from vidrestore.train.config import apply_overrides, read_json_object
 
-    config = DegradeConfig.from_dict(json.loads(Path(args.config).read_text())) if args.config else DegradeConfig()
+    config = DegradeConfig.from_dict(read_json_object(args.config)) if args.config else DegradeConfig()
     return apply_overrides(config, args.set or [])
 
 
@@ -156,6 +156,9 @@ def _cmd_quality_predict(args: argparse.Namespace) -> int:
     from vidrestore.device import resolve_device
     from vidrestore.quality import QualityModel, format_results, predict_paths
 
+    for name in args.inputs:  # before the table's header is printed
+        if not Path(name).exists():
+            raise FileNotFoundError(f"{name}: no such file or folder")
     model = QualityModel(args.model, crop_count=args.crops, device=str(resolve_device(args.device)))
     failed: list[str] = []
 
@@ -285,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(write to another folder, or delete OUTPUT to start over).")
     p.add_argument("input", help="image/video file or folder (recursive)")
     p.add_argument("output", help="output folder (degraded/, clean/, manifest.jsonl); not INPUT or inside it")
-    p.add_argument("--seed", type=_ranged(int, 0, 2**63 - 1), default=0)
+    p.add_argument("--seed", type=_ranged(int, 0, 2**63 - 1), default=0,
+                   help="seed of the degradations drawn (default 0; the same seed gives the same pairs)")
     p.add_argument("--variants", type=int, default=1, help="degraded copies per file (default 1)")
     p.add_argument("--jobs", type=_ranged(int, 0), default=0, help="worker processes (default 0: all cores)")
     p.add_argument("--config", help="degradation config JSON (DegradeConfig fields)")
@@ -314,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="8-bit levels: frames the model changes by about this much (RMS) are left nearly alone, "
                         "larger corrections shrink a little (default 1; 0 = apply the model's output as is)")
     p.add_argument("--codec", default="libx264", choices=("libx264", "libx265", "ffv1", "h264", "h265", "hevc"),
-                   metavar="CODEC", help="video codec: libx264, libx265, ffv1 (default libx264)")
+                   metavar="CODEC", help="video codec: libx264 (or h264), libx265 (or h265, hevc), ffv1 (default libx264)")
     p.add_argument("--crf", type=_ranged(int, 0, 51), default=18, help="video quality 0..51, lower is better (default 18)")
     p.add_argument("--preset", default="medium", choices=_X26X_PRESETS, help="x264/x265 preset (default medium)")
     p.add_argument("--chroma", default="420", choices=("420", "422", "444", "source"),
@@ -342,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--crop-size", type=_ranged(int, 16), default=256, help="crop side in pixels (default 256)")
     q.add_argument("--scale-range", type=_pair, default=(0.5, 1.0),
                    help="area downscale of the photo before cropping, LOW,HIGH (default 0.5,1.0)")
-    q.add_argument("--seed", type=_ranged(int, 0, 2**63 - 1), default=0)
+    q.add_argument("--seed", type=_ranged(int, 0, 2**63 - 1), default=0, help="seed of the crops and degradations (default 0)")
     q.add_argument("--jobs", type=_ranged(int, 0), default=0, help="worker processes (default 0: all cores)")
     q.set_defaults(func=_cmd_quality_label)
     q = qsub.add_parser("train", help="train the classifier (cross-entropy, early stopping, resumable)")
@@ -350,14 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--train-data", help="labelled folder (poor/ medium/ good/ or labels.csv) or CSV of path,label")
     q.add_argument("--val-data", help="labelled validation set; \"\" = hold out photos of the training set")
     q.add_argument("--out", help="run folder (config.json, checkpoint.pt, metrics.jsonl, quality.safetensors)")
-    q.add_argument("--epochs", type=int)
+    q.add_argument("--epochs", type=int, help="epochs to train (default: the config's, 30)")
     q.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     q.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. net.stage_channels=16,32")
     q.set_defaults(func=_cmd_quality_train)
     q = qsub.add_parser("predict", help="class, probabilities and score of images and videos")
     q.add_argument("inputs", nargs="+", help="image/video files or folders (recursive)")
     q.add_argument("--model", help="quality model (.safetensors); default: vidrestore/weights/quality-v1.safetensors")
-    q.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
+    q.add_argument("--format", choices=("table", "csv", "jsonl"), default="table", help="output format (default table)")
     q.add_argument("--frames", type=_ranged(int, 1), default=8, help="video: evenly spaced frames judged (default 8)")
     q.add_argument("--crops", type=_ranged(int, 1), help="crops pooled per image (default: the model's)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")

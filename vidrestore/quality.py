@@ -927,4 +927,6 @@ def train_quality(config: QualityTrainConfig, *, resume: bool = False, progress:
     return {"epoch": epoch, "best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"],
             "best_confusion": best.get("confusion"), "stopped_early": stopped_early, "interrupted": interrupted,
             "stopped_by": stop.by,
-            "model": str(out_dir / "quality.safetensors"), "out_dir": str(out_dir)}
+            # None until an epoch has finished (a run stopped in its first epoch has only a checkpoint).
+            "model": str(out_dir / "quality.safetensors") if (out_dir / "quality.safetensors").is_file() else None,
+            "out_dir": str(out_dir)}

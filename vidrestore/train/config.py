@@ -168,6 +168,10 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """A JSON object from ``path``; ValueError naming the file when it is not one."""
     try:
         data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, not a config file") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     except UnicodeDecodeError:
