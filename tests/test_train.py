@@ -732,6 +732,21 @@ def test_a_config_file_is_type_checked_like_set(tmp_path, settings, message):
     assert loaded.generator.channel_multipliers == (1, 2)
 
 
+def test_a_missing_or_broken_config_file_is_named(tmp_path, capsys):
+    """degrade printed JSON's bare message, and a missing file was a raw OS error, in each command."""
+    from vidrestore.cli import main
+
+    (tmp_path / "broken.json").write_text("{bad")
+    (tmp_path / "in").mkdir()
+    for name, message in (("broken.json", "broken.json: not valid JSON"), ("missing.json", "missing.json: no such config file"),
+                          ("in", "in: is a folder, not a config file")):
+        for command in (["train", "--out", str(tmp_path / "run")], ["degrade", str(tmp_path / "in"), str(tmp_path / "o")],
+                        ["quality", "train", "--out", str(tmp_path / "q")]):
+            assert main([*command, "--config", str(tmp_path / name)]) == 2
+            err = capsys.readouterr().err
+            assert message in err and len(err.strip().splitlines()) == 1, (command, err)
+
+
 def test_a_folder_a_run_is_writing_refuses_a_second_run(image_folder, tmp_path):
     """Two processes writing one run folder interleaved their checkpoints, weights and curves."""
     from vidrestore.io._files import hold_folder
