@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import model_label, photo_paths  # noqa: E402
+from common import add_photos_option, model_label, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.methods import restore_clip  # noqa: E402
@@ -34,7 +34,7 @@ def clip_psnr(output: list[np.ndarray], clean: list[np.ndarray]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", help="generator safetensors, repeatable (default: the shipped model)")
-    parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
+    add_photos_option(parser)
     args = parser.parse_args()
     clips = clip_set(photo_paths(args.photos), count=3, frames=16, width=320, height=180)
     for index, (clean, degraded) in enumerate(zip(clips.clean, clips.degraded)):

@@ -17,11 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def photo_paths(folder: str | Path | None = None) -> list[Path]:
-    """Validation photos (never trained on): ``folder``, else the curated val split, else the corpus's
-    raw val split, else samples/."""
+    """Validation photos and videos (never trained on): ``folder``, else the curated val split, else
+    the corpus's raw val split, else samples/."""
     if folder is None:
         folder = default_photos(ROOT)
-        folder = folder if folder.is_dir() else ROOT / "samples"
+        if not folder.is_dir():  # the samples' clean photo and clip (not their degraded copies)
+            return [p for p in _photo_paths(ROOT / "samples") if p.stem.endswith("_clean")]
     return _photo_paths(folder)
 
 
@@ -29,6 +30,12 @@ def model_label(model: str | Path | None, default: str = "shipped") -> str:
     """A ``--model`` path as a table label: its folder and name (``runs/v9/best.safetensors`` →
     ``v9/best.safetensors``), so two runs' ``best`` files stay apart."""
     return "/".join(Path(model).parts[-2:]) if model else default
+
+
+def add_photos_option(parser: argparse.ArgumentParser) -> None:
+    """``--photos``: the folder of clean photos and/or videos the test set is drawn from."""
+    parser.add_argument("--photos", help="folder of clean photos and/or videos (default data/curated/val, else "
+                                         "data/corpus/val)")
 
 
 def add_correction_floor_option(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import model_label, photo_paths  # noqa: E402
+from common import add_photos_option, model_label, photo_paths  # noqa: E402
 from do_no_harm import mildly_damaged, soften  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
@@ -44,7 +44,7 @@ def psnrs(outputs: list[np.ndarray], references: list[np.ndarray], *, cap: float
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="generator safetensors (default: the shipped model)")
-    parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
+    add_photos_option(parser)
     parser.add_argument("--crops", type=int, default=48)
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--floors", default="0,0.5,0.8,1,1.2,1.6,2", help="comma-separated floors in 8-bit levels")

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_correction_floor_option, model_label, photo_paths  # noqa: E402
+from common import add_photos_option, add_correction_floor_option, model_label, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.testset import image_set  # noqa: E402
@@ -55,7 +55,7 @@ def mildly_damaged(image: np.ndarray, seed: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", action="append", help="generator safetensors, repeatable (default: the shipped model)")
-    parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
+    add_photos_option(parser)
     parser.add_argument("--crops", type=int, default=48)
     parser.add_argument("--size", type=int, default=384)
     add_correction_floor_option(parser)

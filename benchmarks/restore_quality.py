@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_correction_floor_option, ROOT, photo_paths  # noqa: E402
+from common import add_photos_option, add_correction_floor_option, ROOT, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores, timed  # noqa: E402
 from vidrestore.bench.methods import bm3d_denoise, nlm, pooled, to_u8  # noqa: E402
@@ -38,7 +38,7 @@ from vidrestore.train.config import apply_overrides  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="generator safetensors (default: the shipped model)")
-    parser.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
+    add_photos_option(parser)
     parser.add_argument("--crops", type=int, default=48, help="crops in all, spread over the photos (BM3D: ~11 s each)")
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--no-bm3d", action="store_true")

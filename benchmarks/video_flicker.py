@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/video_flicker.py [--model PATH] [--clips 3] [--frames 24]
 
-Builds clips from validation photos with a slow camera pan (clean reference known), degrades
+Builds clean clips — the middle frames of each clean video in ``--photos`` (filmed footage,
+scaled down to cover 640×360 and centre cropped), then slow camera pans over the photos — degrades
 every frame independently (blur, noise with a fresh seed per frame, JPEG), re-encodes the clip
 with H.264 at a low bitrate (CRF 32), then restores it. Prints per method: mean PSNR/SSIM
 against the clean clip, warping error (MSE ×10⁻³ between output t and output t−1 warped by the
@@ -26,16 +27,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, photo_paths  # noqa: E402
+from common import ROOT, add_photos_option, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.methods import degrain2, nlm_multi, restore_clip, vs_clip, vs_frames  # noqa: E402
+from vidrestore.bench.testset import clean_clip, clip_sources  # noqa: E402
 from vidrestore.degrade import apply_plan_clip  # noqa: E402
 from vidrestore.degrade.sample import H264, GaussianBlur, GaussianNoise, Jpeg, Plan  # noqa: E402
 from vidrestore.engine import Restorer  # noqa: E402
 from vidrestore.io import VideoWriter, from_float  # noqa: E402
 from vidrestore.metrics import temporal_flow_error, warping_errors  # noqa: E402
-from vidrestore.synth import pan_clip  # noqa: E402
 from vidrestore.temporal import TemporalConfig  # noqa: E402
 from vidrestore.video import restore_video  # noqa: E402
 
@@ -59,7 +60,7 @@ def vidrestore_vs(frames: list[np.ndarray], restorer: Restorer) -> list[np.ndarr
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model")
-    parser.add_argument("--photos")
+    add_photos_option(parser)
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--fps-frames", type=int, default=48)
@@ -67,9 +68,16 @@ def main() -> None:
     args = parser.parse_args()
 
     restorer = Restorer(args.model)
-    # JPEG sources: in the demo corpus those are the real photos (clips of camera footage).
-    photos = photo_paths(args.photos)
-    paths = ([p for p in photos if p.suffix.lower() in (".jpg", ".jpeg")] or photos)[: args.clips]
+    paths, cleans = [], []
+    for path in clip_sources(photo_paths(args.photos)):
+        if len(paths) == args.clips:
+            break
+        clip = clean_clip(path, frames=args.frames, width=640, height=360, seed=100 + len(paths))
+        if clip is not None:
+            paths.append(path)
+            cleans.append(clip)
+    if not paths:
+        sys.exit(f"video_flicker: no photo or video of at least 640×360 (videos: {args.frames} frames) in the sources")
     table: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, outputs: list[np.ndarray], clean: list[np.ndarray]) -> None:
@@ -82,11 +90,7 @@ def main() -> None:
         row["flicker"].append(float(np.mean([np.sqrt(e) for e in errors])) * 255.0)
         row["tof"].append(temporal_flow_error(outputs, clean))
 
-    from vidrestore.data import load_rgb_float
-
-    for index, path in enumerate(paths):
-        photo = load_rgb_float(path)
-        clean, _ = pan_clip(photo, frames=args.frames, width=640, height=360, speed=1.5, seed=100 + index, zoom=2.0)
+    for index, (path, clean) in enumerate(zip(paths, cleans)):
         degraded = degrade_clip(clean, seed=500 + index)
         # The clean clip's own warping error (the resampled pan is not error-free): the level a
         # faithful restoration has. Below it is smoothing, not a better result — a constant grey
@@ -104,7 +108,8 @@ def main() -> None:
         print(f"clip {index} ({path.name}): in-pipeline flicker check {report.flicker:.2f} levels, spikes {report.spikes}")
 
     lines = [
-        f"{len(paths)} clips × {args.frames} frames, 640×360, slow pan; per-frame blur + noise σ 0.04 + JPEG 70, then H.264 CRF 32.",
+        f"{len(paths)} clips × {args.frames} frames, 640×360 ({', '.join(p.name for p in paths)}: a video's middle "
+        "frames, a slow pan over a photo); per-frame blur + noise σ 0.04 + JPEG 70, then H.264 CRF 32.",
         "Warping error: MSE ×10⁻³ between output t and output t−1 warped by the clean clip's flow (non-occluded pixels);",
         "flicker: its root, in 8-bit levels; tOF: motion difference to the clean clip (px). Lower is not always",
         "better: the clean clip's own row is what a faithful restoration has; below it is smoothing (a constant clip: 0).",
@@ -126,9 +131,11 @@ def main() -> None:
         f"{means['MVTools Degrain2 (VapourSynth)']['warp']:.3f}",
     ]
 
-    # End-to-end speed: decode → restore → temporal → encode, 640×360.
-    photo = load_rgb_float(paths[0])
-    clean, _ = pan_clip(photo, frames=args.fps_frames, width=640, height=360, speed=1.5, seed=7, zoom=2.0)
+    # End-to-end speed: decode → restore → temporal → encode, 640×360 (a video shorter than
+    # fps_frames is played forth and back).
+    clean = clean_clip(paths[0], frames=args.fps_frames, width=640, height=360, seed=7)
+    if clean is None:
+        clean = ((cleans[0] + cleans[0][::-1]) * args.fps_frames)[: args.fps_frames]
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.mp4"
         with VideoWriter(source, width=640, height=360, fps=Fraction(24), codec="libx264", crf=23, preset="veryfast") as writer:

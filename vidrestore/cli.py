@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_curate)
 
     p = sub.add_parser("bench", help="benchmark report: PSNR/SSIM, warping error and speed against baselines")
-    p.add_argument("--photos", help="folder of clean photos (default data/curated/val, else data/corpus/val)")
+    p.add_argument("--photos", help="folder of clean photos and/or videos (default data/curated/val, else data/corpus/val)")
     p.add_argument("--out", default="docs/bench",
                    help="report folder: report.md, results.json, plots (default docs/bench)")
     p.add_argument("--quick", action="store_true", help="tiny smoke configuration (seconds), for tests")

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
-PHOTOS_HINT = ("pass --photos DIR with a folder of clean photos (the default is the demo corpus's curated validation "
+PHOTOS_HINT = ("pass --photos DIR with a folder of clean photos or videos (the default is the demo corpus's curated validation "
                "split: `vidrestore corpus data/corpus && vidrestore curate data/corpus/val data/curated/val --min-class poor`)")
 
 
@@ -49,10 +49,12 @@ class BenchConfig:
     :meth:`quick` is a smoke configuration that runs in seconds.
 
     Attributes:
-        photos: folder of clean photos (recursive); default data/curated/val, else data/corpus/val.
-        crops, crop_size: image test set, ``crops`` crops of ``crop_size``² from half-size photos.
-        clips, clip_frames, clip_width, clip_height: video test set, slow pans over the photos
-            (even sizes: MVTools runs on YUV 4:2:0).
+        photos: folder of clean photos and videos (recursive); default data/curated/val, else
+            data/corpus/val.
+        crops, crop_size: image test set, ``crops`` crops of ``crop_size``² from half-size photos
+            (and from videos' middle frames as they are).
+        clips, clip_frames, clip_width, clip_height: video test set, each video's middle frames
+            (fitted to the size), then slow pans over the photos (even sizes: MVTools runs on YUV 4:2:0).
         seed: crop positions.
         matmul_size: side of the square matrices timed for the machine's matmul peak.
         model: generator weights; None for the shipped default.
@@ -262,7 +264,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         raise FileNotFoundError(f"bench: {config.photos}: no such folder; {PHOTOS_HINT}")
     paths = photo_paths(config.photos)
     if not paths:
-        raise ValueError(f"bench: no images in {config.photos}; {PHOTOS_HINT}")
+        raise ValueError(f"bench: no images or videos in {config.photos}; {PHOTOS_HINT}")
     restorer = Restorer(config.model, **config.engine)
     methods = bench_methods(restorer)
     images = image_set(paths, count=config.crops, size=config.crop_size, seed=config.seed)
