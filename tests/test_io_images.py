@@ -116,13 +116,25 @@ def test_double_precision_tiff_reads_as_float(channels: int, tmp_path: Path) -> 
     assert image_size(tmp_path / "double.tif") == (17, 12)
 
 
-@pytest.mark.parametrize("dtype,sample_format,words", [(np.int16, 2, "16-bit signed integer"),
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("dtype,sample_format,words", [(np.int8, 2, "8-bit signed integer"),
+                                                       (np.int16, 2, "16-bit signed integer"),
                                                        (np.uint32, 1, "32-bit unsigned integer"),
                                                        (np.float16, 3, "16-bit floating-point")])
-def test_tiff_samples_we_do_not_read_are_named_not_called_damaged(tmp_path: Path, dtype, sample_format, words) -> None:
-    plain_tiff(tmp_path / "odd.tif", np.ones((12, 17, 3), dtype), sample_format)
+def test_tiff_samples_we_do_not_read_are_named_not_called_damaged(tmp_path: Path, dtype, sample_format, words, channels,
+                                                                   capfd) -> None:
+    """Signed samples read as unsigned ones (8-bit gray: -100 came back as 156, without a word), the
+    others were called damaged."""
+    values = np.resize(np.array([-100, -1, 0, 1, 100]).astype(dtype), (12, 17, channels))
+    plain_tiff(tmp_path / "odd.tif", values, sample_format)
+    if channels == 1 and dtype == np.uint32:  # gray uint32 is read when its values fit 16 bits
+        values = np.resize(np.array([0, 1, 100, 60000], np.uint32), (12, 17, 1))
+        plain_tiff(tmp_path / "odd.tif", values, sample_format)
+        assert np.array_equal(read_image(tmp_path / "odd.tif").pixels, values.astype(np.uint16))
+        return
     with pytest.raises(UnsupportedFormatError, match=f"TIFF with {words} samples is not supported"):
         read_image(tmp_path / "odd.tif")
+    assert "imread" not in capfd.readouterr().err  # said before OpenCV tries (and complains on stderr)
     plain_tiff(tmp_path / "cut.tif", np.ones((12, 17, 3), np.uint8), 1)
     (tmp_path / "cut.tif").write_bytes((tmp_path / "cut.tif").read_bytes()[:-40])  # its directory cut short
     with pytest.raises(CorruptMediaError):

@@ -159,6 +159,29 @@ def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_fold
     assert good.returncode == 0 and "restored 2, skipped 0, failed 0" in good.stdout, good.stdout + good.stderr
 
 
+def test_audio_only_files_under_a_video_suffix_are_left_alone_in_a_folder(model_path, tmp_path):
+    """.3gp, .rm, .asf also hold voice memos, RealAudio and WMA: in a folder they are left alone with
+    a warning, not failures; named on their own they are an error."""
+    import av
+
+    (tmp_path / "in").mkdir()
+    with av.open(str(tmp_path / "in/memo.3gp"), "w") as container:  # AAC alone, as a phone records it
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        for index in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, index * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    write_image(tmp_path / "in/photo.png", Image(textured_image(0, 40, 56)))
+    folder = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
+    assert folder.returncode == 0, folder.stderr
+    assert "restored 1, skipped 1, failed 0" in folder.stdout and "memo.3gp: no video stream" in folder.stderr
+    named = run(str(tmp_path / "in/memo.3gp"), "-o", str(tmp_path / "memo.mkv"), "--model", str(model_path))
+    assert named.returncode == 1 and "has no video stream" in named.stderr
+
+
 def test_a_float_tiff_with_nan_is_a_bad_file_not_a_bug(model_path, tmp_path):
     import cv2
 

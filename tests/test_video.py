@@ -3,6 +3,7 @@ and the temporal stage's contract (output n depends only on inputs n-k..n+k)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -249,6 +250,35 @@ def test_a_batch_size_below_one_is_refused_not_one_batch_of_the_whole_video(rest
     assert len(list(restore_frames(iter(_frames(3)), restorer, batch_size=np.int64(2)))) == 3
 
 
+def test_a_work_folder_its_holder_removes_is_claimed_afresh(tmp_path, monkeypatch):
+    """A restore that finishes removes its work folder, lock file included, while still holding the
+    lock: a second restore that had opened the old lock file just then locked the removed file, and
+    a third could lock the new one — two holders. The claim now checks it holds the file that is there."""
+    import fcntl
+    import shutil
+
+    from vidrestore.io._files import FolderInUse, hold_folder
+
+    folder = tmp_path / ".out.mkv.parts"
+    first = hold_folder(folder)
+    real_flock = fcntl.flock
+
+    def first_finishes_meanwhile(handle, flags):  # between the second's open and its flock
+        if not first.closed:
+            shutil.rmtree(folder)
+            first.close()
+        return real_flock(handle, flags)
+
+    monkeypatch.setattr(fcntl, "flock", first_finishes_meanwhile)
+    second = hold_folder(folder)
+    monkeypatch.undo()
+    assert (folder / ".lock").read_text() == f"pid {os.getpid()}"
+    with pytest.raises(FolderInUse):  # the second holds the folder's lock, not a removed file's
+        hold_folder(folder)
+    second.close()
+    hold_folder(folder).close()
+
+
 def test_sigterm_stops_a_restore_like_ctrl_c_and_the_next_run_continues(tiny_model_path, tmp_path):
     """A scheduler's or `timeout`'s SIGTERM killed `restore` mid-write: no message, exit -15, the
     segment being written left as a temporary file. It now stops as Ctrl-C does."""
@@ -363,8 +393,8 @@ def test_output_container_and_codec_are_checked_before_any_frame_is_restored(res
                                    ("out.mov", {"codec": "ffv1"}, "cannot hold ffv1")]:
         with pytest.raises(MediaError, match=message):
             restore_video(SAMPLE, tmp_path / name, counting, progress=False, **options)
-    for crf in (-5, 60, 2.5):  # x264 said "Numerical result out of range" once encoding began
-        with pytest.raises(ValueError, match=f"crf must be an integer in 0..51, got {crf}"):
+    for crf in (-5, 60, float("nan")):  # x264 said "Numerical result out of range" once encoding began
+        with pytest.raises(ValueError, match=f"crf must be a number in \\[0, 51\\], got {crf}"):
             restore_video(SAMPLE, tmp_path / "out.mp4", counting, progress=False, crf=crf)
     assert calls == [] and list(tmp_path.iterdir()) == []
 

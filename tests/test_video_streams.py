@@ -146,6 +146,25 @@ def test_deinterlace_restores_and_writes_progressive_frames(tmp_path, caplog):
         assert not next(container.decode(video=0)).interlaced_frame
 
 
+def test_deinterlace_leaves_progressive_video_alone(tmp_path):
+    """A folder restored with --deinterlace holds progressive files too: bwdif on every frame took
+    half of each one's lines from the other half (fine horizontal detail lost)."""
+    lines = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    lines[0::2] = 200  # one-line stripes: what a field interpolation destroys
+    source = tmp_path / "progressive.mkv"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv444p"
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(lines, format="rgb24").reformat(format="yuv444p")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert not probe(source).interlaced
+    plain = [f.rgb for f in VideoReader(source)]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, (f.rgb for f in VideoReader(source, deinterlace=True))))
+
+
 def test_cover_art_and_a_second_video_stream_are_named_when_left_out(restorer, tmp_path, caplog):
     """Music videos and podcasts carry cover art as a one-frame "video" stream: it was dropped
     without a word (subtitles that do not fit are named)."""

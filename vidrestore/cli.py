@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correction-floor", type=float, default=None,
                    help="8-bit levels: frames the model changes by about this much (RMS) are left nearly alone, "
                         "larger corrections shrink a little (default 1; 0 = apply the model's output as is)")
-    p.add_argument("--codec", default="libx264", choices=("libx264", "libx265", "ffv1", "h264", "h265", "hevc"),
+    p.add_argument("--codec", default="libx264", type=str.lower, choices=("libx264", "libx265", "ffv1", "h264", "h265", "hevc"),
                    metavar="CODEC", help="video codec: libx264 (or h264), libx265 (or h265, hevc), ffv1 (default libx264)")
     p.add_argument("--crf", type=_ranged(int, 0, 51), default=18, help="video quality 0..51, lower is better (default 18)")
     p.add_argument("--preset", default="medium", choices=_X26X_PRESETS, help="x264/x265 preset (default medium)")

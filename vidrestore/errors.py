@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["VidrestoreError", "MediaError", "UnsupportedFormatError", "CorruptMediaError", "ModelError"]
+__all__ = ["VidrestoreError", "MediaError", "UnsupportedFormatError", "NoVideoStreamError", "CorruptMediaError", "ModelError"]
 
 
 class VidrestoreError(Exception):
@@ -27,6 +27,10 @@ class MediaError(VidrestoreError):
 
 class UnsupportedFormatError(MediaError):
     """The file is readable but its format, codec or pixel layout is not supported."""
+
+
+class NoVideoStreamError(UnsupportedFormatError):
+    """A container with no video stream (audio only: a voice memo in ``.3gp``, RealAudio, WMA)."""
 
 
 class CorruptMediaError(MediaError):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from vidrestore.io._files import remove_stale_partials
 from vidrestore.io.listing import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from vidrestore.errors import MediaError, VidrestoreError
+from vidrestore.errors import MediaError, NoVideoStreamError, VidrestoreError
 
 __all__ = ["RestoreReport", "expand_inputs", "restore_image_file", "restore_paths"]
 
@@ -118,6 +118,7 @@ def restore_paths(
     remove_stale_partials(output if single_file else output / relative for source, relative in pairs
                           if source.suffix.lower() in IMAGE_EXTENSIONS)
     claimed: dict[Path, Path] = {}  # output → the input restored into it
+    named = {Path(item).resolve() for item in map(str, inputs) if Path(item).is_file()}
     for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
         target = output if single_file else output / relative
         if not single_file and source.suffix.lower() in VIDEO_EXTENSIONS and target.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
@@ -149,6 +150,13 @@ def restore_paths(
             else:
                 raise MediaError(source, f"unsupported file type {suffix!r}")
             report.done.append(source)
+        except NoVideoStreamError as exc:
+            if source.resolve() in named:
+                log.error("%s", exc)
+                report.failed.append((source, exc.reason))
+            else:  # found in a folder: audio alone under a video suffix (.3gp voice memos, RealAudio, WMA)
+                log.warning("%s: no video stream (audio only?); left alone", source)
+                report.skipped.append(source)
         except VidrestoreError as exc:
             log.error("%s", exc)
             # A MediaError about the input already starts with its path; the report adds it once.

@@ -84,7 +84,7 @@ class FolderInUse(OSError):
 
 
 def hold_folder(folder: Path) -> IO[str]:
-    """Claim ``folder`` (it must exist) for this process: an exclusive lock on ``folder/.lock``
+    """Claim ``folder`` (created if missing) for this process: an exclusive lock on ``folder/.lock``
     (flock: released when the returned file is closed or the process ends, even killed, so it is
     never stale). Raises :class:`FolderInUse`, naming the holder's process id, when another
     process holds it. Without ``fcntl`` (Windows) nothing is locked."""
@@ -92,24 +92,39 @@ def hold_folder(folder: Path) -> IO[str]:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return open(os.devnull)  # noqa: SIM115 - something to close
-    handle = open(Path(folder) / ".lock", "a+")  # noqa: SIM115 - held for the caller's lifetime
+    lock = Path(folder) / ".lock"
+    for _ in range(8):
+        os.makedirs(folder, exist_ok=True)
+        handle = open(lock, "a+")  # noqa: SIM115 - held for the caller's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise FolderInUse(errno.EBUSY, f"in use by another process{f' ({holder})' if holder else ''}",
+                              str(folder)) from None
+        except OSError as error:  # a file system without locks (some NFS, SMB and FUSE mounts)
+            logger.warning("%s: cannot be locked (%s); make sure no other run writes there", folder,
+                           error.strerror or error)
+            return handle
+        if _is_file(handle, lock):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            return handle
+        handle.close()  # its holder removed the folder (a finished restore) as this opened it: the new one counts
+    raise FolderInUse(errno.EBUSY, "removed and made again while claimed", str(folder))
+
+
+def _is_file(handle: IO[str], path: Path) -> bool:
+    """Whether the open ``handle`` is the file at ``path`` now (not one removed since it was opened)."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip()
-        handle.close()
-        raise FolderInUse(errno.EBUSY, f"in use by another process{f' ({holder})' if holder else ''}",
-                          str(folder)) from None
-    except OSError as error:  # a file system without locks (some NFS, SMB and FUSE mounts)
-        logger.warning("%s: cannot be locked (%s); make sure no other run writes there", folder,
-                       error.strerror or error)
-        return handle
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}")
-    handle.flush()
-    return handle
+        here, there = os.fstat(handle.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def remove_stale_partials(paths: Iterable[Path]) -> None:

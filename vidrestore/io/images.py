@@ -261,6 +261,11 @@ def _read_picture(path: Path, picture: PillowImage.Image) -> Image:
             path, f"{picture.format} images are not supported (PNG, JPEG, WebP, TIFF, BMP are)"
         )
     raw_mode = _raw_mode(picture)
+    if source_format == "TIFF":  # Pillow opens signed gray samples as unsigned ones
+        tags = getattr(picture, "tag_v2", {})
+        sample_format, bits = (v[0] if isinstance(v, tuple) else v for v in (tags.get(339, 1), tags.get(258, 8)))
+        if error := _unsupported_samples(path, bits, sample_format, gray_wide=False):
+            raise error
     tiff_orientation = _take_tiff_orientation(picture) if source_format == "TIFF" else 1
     picture.load()
     icc_profile = picture.info.get("icc_profile") or None
@@ -552,6 +557,9 @@ def _read_float_colour_tiff(path: Path) -> np.ndarray | None:
         header = file.read(8)
         if header[:4] not in (b"II*\0", b"MM\0*"):
             return None
+    samples = _tiff_samples(path, header)
+    if samples is not None and (error := _unsupported_samples(path, *samples, gray_wide=True)):
+        raise error  # before OpenCV tries it (and prints its own complaint)
     decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if decoded is not None and decoded.dtype in (np.float32, np.float64) and decoded.ndim in (2, 3):
         if decoded.ndim == 2:
@@ -559,14 +567,18 @@ def _read_float_colour_tiff(path: Path) -> np.ndarray | None:
         if decoded.shape[2] in (3, 4):
             conversion = cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
             return cv2.cvtColor(decoded.astype(np.float32), conversion)
-    samples = _tiff_samples(path, header)
-    if samples is not None:
-        bits, sample_format = samples
-        if sample_format == 2 or (sample_format == 3 and bits not in (32, 64)) or (sample_format == 1 and bits > 16):
-            kind = {1: "unsigned integer", 2: "signed integer", 3: "floating-point"}[sample_format]
-            raise UnsupportedFormatError(path, f"TIFF with {bits}-bit {kind} samples is not supported (8- or 16-bit "
-                                               "unsigned integers and 32- or 64-bit floating point are)")
     return None  # a layout that is read: the data is damaged
+
+
+def _unsupported_samples(path: Path, bits: int, sample_format: int, *, gray_wide: bool) -> UnsupportedFormatError | None:
+    """The error for TIFF samples vidrestore does not read (signed integers, floats other than 32 and
+    64 bits; with ``gray_wide`` also unsigned integers over 16 bits, which gray pictures may use when
+    their values fit 16 bits), or None."""
+    if sample_format == 2 or (sample_format == 3 and bits not in (32, 64)) or (gray_wide and sample_format == 1 and bits > 16):
+        kind = {1: "unsigned integer", 2: "signed integer", 3: "floating-point"}[sample_format]
+        return UnsupportedFormatError(path, f"TIFF with {bits}-bit {kind} samples is not supported (8- or 16-bit "
+                                            "unsigned integers and 32- or 64-bit floating point are)")
+    return None
 
 
 def _tiff_samples(path: Path, header: bytes) -> tuple[int, int] | None:

@@ -10,9 +10,10 @@ __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media"]
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp"})
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".y4m",
-    # What old footage comes in: DVD and camcorder MPEG-2 (VOB, MOD/TOD, M2V), AVCHD (MTS/M2TS), DV,
-    # old phones (3GP), web video (FLV/F4V), Windows Media (WMV/ASF), RealVideo, Ogg, QuickTime, MXF.
-    ".vob", ".mod", ".tod", ".m2v", ".mts", ".m2ts", ".dv", ".3gp", ".3g2", ".flv", ".f4v", ".wmv", ".asf",
+    # What old footage comes in: DVD and camcorder MPEG-2 (VOB, TOD, M2V), AVCHD (MTS/M2TS), DV, old
+    # phones (3GP), web video (FLV/F4V), Windows Media (WMV/ASF), RealVideo, Ogg, QuickTime, MXF. Not
+    # .mod (also Go modules and tracker music); files without a video stream in a folder are left alone.
+    ".vob", ".tod", ".m2v", ".mts", ".m2ts", ".dv", ".3gp", ".3g2", ".flv", ".f4v", ".wmv", ".asf",
     ".rm", ".rmvb", ".ogv", ".qt", ".mxf",
 })
 

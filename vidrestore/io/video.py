@@ -45,7 +45,7 @@ import numpy as np
 from av.video.reformatter import Colorspace, Interpolation
 
 from vidrestore import checks
-from vidrestore.errors import CorruptMediaError, MediaError, UnsupportedFormatError
+from vidrestore.errors import CorruptMediaError, MediaError, NoVideoStreamError, UnsupportedFormatError
 from vidrestore.io._files import make_folder, partial_path, require_file, unidentified_error
 
 __all__ = ["Frame", "VideoInfo", "VideoReader", "VideoWriter", "check_writer", "probe", "write_video"]
@@ -207,8 +207,10 @@ class VideoReader:
     Args:
         dtype: ``np.uint8`` or ``np.uint16`` for :attr:`Frame.rgb`; None picks uint16 when the
             stream has more than 8 bits per sample, else uint8.
-        deinterlace: turn each frame into a progressive one with FFmpeg's bwdif (one frame per
-            frame, timestamps kept; the field order is the stream's, else each frame's flag).
+        deinterlace: make interlaced frames progressive with FFmpeg's bwdif (one frame per frame,
+            timestamps kept; the field order is the stream's, else each frame's flag): every frame
+            of a stream marked interlaced, else only the frames flagged interlaced (progressive
+            frames pass untouched).
 
     A packet that fails to decode is skipped with a warning naming it; a container that is cut
     short ends the iteration early, with a warning when fewer frames came than it announced (and
@@ -294,6 +296,7 @@ class VideoReader:
         the stream's time base back on them."""
         order = self.info.field_order
         parity = "tff" if order in FIELD_TOP_FIRST else "bff" if order in FIELD_BOTTOM_FIRST else "auto"
+        which = "all" if self.info.interlaced else "interlaced"  # a progressive stream's unflagged frames pass
         graph: av.filter.Graph | None = None
         shape: tuple[int, int, str] | None = None
 
@@ -319,7 +322,7 @@ class VideoReader:
                 graph = av.filter.Graph()
                 source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                           time_base=self._stream.time_base)
-                bwdif = graph.add("bwdif", f"mode=send_frame:parity={parity}:deint=all")
+                bwdif = graph.add("bwdif", f"mode=send_frame:parity={parity}:deint={which}")
                 sink = graph.add("buffersink")
                 source.link_to(bwdif)
                 bwdif.link_to(sink)
@@ -390,7 +393,7 @@ class VideoWriter:
         fps: Fraction,
         time_base: Fraction | None = None,
         codec: str = "libx264",
-        crf: int | None = 18,
+        crf: float | None = 18,
         preset: str = "medium",
         bit_depth: int = 8,
         color_range: int | None = None,
@@ -410,12 +413,12 @@ class VideoWriter:
                 f"VideoWriter: need positive size and fps and rotation a multiple of 90, "
                 f"got {width}x{height} at {fps}, {rotation} degrees"
             )
-        if crf is not None:  # x264/x265 find out only as they encode
-            crf = checks.integer(crf, "crf", 0, 51)
         fps = Fraction(fps).limit_denominator(1_000_000)  # a float like 29.97 becomes 2997/100
         self.width, self.height = width, height
         self.frames_written = 0
         self._encoder = _ENCODERS.get(codec.lower(), "")
+        if crf is not None and self._encoder in ("libx264", "libx265"):  # they find out only as they encode
+            crf = checks.real(crf, "crf", 0, 51)
         if chroma not in ("420", "422", "444"):
             raise ValueError(f"VideoWriter: chroma must be 420, 422 or 444, got {chroma!r}")
         self._pixel_format = _pixel_format(self.path, self._encoder or codec, bit_depth, width, height, chroma)
@@ -451,7 +454,7 @@ class VideoWriter:
             raise
 
     def _add_video_stream(
-        self, fps: Fraction, crf: int | None, preset: str, primaries: int, trc: int, rotation: int
+        self, fps: Fraction, crf: float | None, preset: str, primaries: int, trc: int, rotation: int
     ) -> av.VideoStream:
         try:
             if self.path.suffix.lower() == ".ts" and self._encoder not in ("libx264", "libx265"):
@@ -471,7 +474,7 @@ class VideoWriter:
         if self._encoder == "ffv1":
             stream.options = {"level": "3", "slicecrc": "1"}
         else:
-            stream.options = {"preset": preset} | ({"crf": str(crf)} if crf is not None else {})
+            stream.options = {"preset": preset} | ({"crf": f"{crf:g}"} if crf is not None else {})
             if self._encoder == "libx264":
                 # On AVX-512 CPUs the result of x264's SIMD mb-tree code depends on memory it never
                 # wrote, so the same frames encoded differently from run to run (and a resumed
@@ -932,7 +935,7 @@ def _open_input(path: Path, *, require_video: bool = True) -> av.container.Input
         raise CorruptMediaError(path, f"cannot open container ({error.strerror})") from error
     if require_video and not container.streams.video:
         container.close()
-        raise UnsupportedFormatError(path, "has no video stream")
+        raise NoVideoStreamError(path, "has no video stream")
     return container
 
 
