@@ -7,11 +7,14 @@ helpers live in :mod:`vidrestore.bench`, shared with ``vidrestore bench``.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from vidrestore.bench.testset import default_photos
 from vidrestore.bench.testset import photo_paths as _photo_paths
 from vidrestore.engine import DEFAULT_CORRECTION_FLOOR
+from vidrestore.errors import MediaError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +33,15 @@ def model_label(model: str | Path | None, default: str = "shipped") -> str:
     """A ``--model`` path as a table label: its folder and name (``runs/v9/best.safetensors`` →
     ``v9/best.safetensors``), so two runs' ``best`` files stay apart."""
     return "/".join(Path(model).parts[-2:]) if model else default
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a script's ``main``: a test set it cannot build (no usable photos or videos, a missing
+    folder) ends with its message and exit status 1, not a traceback."""
+    try:
+        main()
+    except (ValueError, FileNotFoundError, MediaError) as exc:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {exc}")
 
 
 def add_photos_option(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_photos_option, model_label, photo_paths  # noqa: E402
+from common import run, add_photos_option, model_label, photo_paths  # noqa: E402
 from do_no_harm import mildly_damaged, soften  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
@@ -111,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_photos_option, add_correction_floor_option, ROOT, photo_paths  # noqa: E402
+from common import run, add_photos_option, add_correction_floor_option, ROOT, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores, timed  # noqa: E402
 from vidrestore.bench.methods import bm3d_denoise, nlm, pooled, to_u8  # noqa: E402
@@ -148,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, add_photos_option, photo_paths  # noqa: E402
+from common import run, ROOT, add_photos_option, photo_paths  # noqa: E402
 
 from vidrestore.bench.measure import scores  # noqa: E402
 from vidrestore.bench.methods import degrain2, nlm_multi, restore_clip, vs_clip, vs_frames  # noqa: E402
@@ -153,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -178,6 +178,7 @@ def test_audio_only_files_under_a_video_suffix_are_left_alone_in_a_folder(model_
     folder = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
     assert folder.returncode == 0, folder.stderr
     assert "restored 1, skipped 1, failed 0" in folder.stdout and "memo.3gp: no video stream" in folder.stderr
+    assert "cannot be written; restored as memo.mkv" not in folder.stderr  # it was said, then not done
     named = run(str(tmp_path / "in/memo.3gp"), "-o", str(tmp_path / "memo.mkv"), "--model", str(model_path))
     assert named.returncode == 1 and "has no video stream" in named.stderr
 

@@ -143,6 +143,9 @@ def test_old_footage_formats_are_found_and_restored(restorer, tmp_path, name, co
             output.mux(packet)
     assert list_media(tmp_path) == [(tmp_path / name).resolve()]
     assert probe(tmp_path / name).fps == 25
+    # DV is interlaced, bottom field first, though its container does not say so (its frames do):
+    # it was restored as progressive video, without the warning.
+    assert (probe(tmp_path / name).field_order == 3) == (codec == "dvvideo")
     report = restore_video(tmp_path / name, tmp_path / "out.mkv", restorer, progress=False)
     assert report.frames == 10 and not report.incomplete
     restored = probe(tmp_path / "out.mkv")

@@ -165,6 +165,30 @@ def test_deinterlace_leaves_progressive_video_alone(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(plain, (f.rgb for f in VideoReader(source, deinterlace=True))))
 
 
+def test_a_size_change_mid_stream_is_scaled_to_the_streams_size(restorer, tmp_path, caplog):
+    """Two MPEG-TS recordings of different sizes joined end to end: the restore crashed with an
+    internal error (frames of two sizes in one batch). Frames of another size are scaled to the
+    stream's, with a warning."""
+    parts = []
+    for index, (width, height) in enumerate([(96, 64), (128, 80)]):
+        parts.append(tmp_path / f"{index}.ts")
+        with av.open(str(parts[-1]), "w", format="mpegts") as container:
+            stream = container.add_stream("mpeg2video", rate=25)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            for frame_index in range(8):
+                rgb = np.full((height, width, 3), 20 * frame_index, np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    with caplog.at_level(logging.WARNING):
+        report = restore_video(joined, tmp_path / "out.mkv", restorer, progress=False)
+    assert "is 128x80, not the stream's 96x64" in caplog.text and report.frames >= 14
+    assert {f.rgb.shape for f in VideoReader(tmp_path / "out.mkv")} == {(64, 96, 3)}
+
+
 def test_cover_art_and_a_second_video_stream_are_named_when_left_out(restorer, tmp_path, caplog):
     """Music videos and podcasts carry cover art as a one-frame "video" stream: it was dropped
     without a word (subtitles that do not fit are named)."""

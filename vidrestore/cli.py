@@ -113,8 +113,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         args.output,
         restorer,
         skip_existing=args.skip_existing,
-        video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "chroma": args.chroma,
-                       "temporal": not args.no_temporal,
+        # A whole crf stays an int: it is part of an interrupted job's key (18, not 18.0).
+        video_options={"codec": args.codec, "crf": int(args.crf) if float(args.crf).is_integer() else args.crf,
+                       "preset": args.preset, "chroma": args.chroma, "temporal": not args.no_temporal,
                        "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius,
                        "segment_frames": args.segment_frames, "resume": not args.no_resume,
                        "deinterlace": args.deinterlace},
@@ -209,7 +210,7 @@ def _ranged(kind: type, low: float, high: float | None = None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
         if not (low <= value and (high is None or value <= high)):
             shown = str if kind is int else (lambda number: f"{number:g}")
             span = f"{shown(low)}..{shown(high)}" if high is not None else f">= {shown(low)}"
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "larger corrections shrink a little (default 1; 0 = apply the model's output as is)")
     p.add_argument("--codec", default="libx264", type=str.lower, choices=("libx264", "libx265", "ffv1", "h264", "h265", "hevc"),
                    metavar="CODEC", help="video codec: libx264 (or h264), libx265 (or h265, hevc), ffv1 (default libx264)")
-    p.add_argument("--crf", type=_ranged(int, 0, 51), default=18, help="video quality 0..51, lower is better (default 18)")
+    p.add_argument("--crf", type=_ranged(float, 0, 51), default=18, help="video quality 0..51, lower is better (default 18)")
     p.add_argument("--preset", default="medium", choices=_X26X_PRESETS, help="x264/x265 preset (default medium)")
     p.add_argument("--chroma", default="420", choices=("420", "422", "444", "source"),
                    help="video chroma subsampling (x264/x265): 420 plays everywhere (default); source keeps a "

@@ -121,8 +121,9 @@ def restore_paths(
     named = {Path(item).resolve() for item in map(str, inputs) if Path(item).is_file()}
     for source, relative in tqdm(pairs, desc="restore", unit="file", disable=not progress or len(pairs) < 2):
         target = output if single_file else output / relative
-        if not single_file and source.suffix.lower() in VIDEO_EXTENSIONS and target.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES:
-            log.warning("%s: %s video cannot be written; restored as %s", source, target.suffix, target.with_suffix(".mkv").name)
+        renamed = (not single_file and source.suffix.lower() in VIDEO_EXTENSIONS
+                   and target.suffix.lower() not in VIDEO_OUTPUT_SUFFIXES)
+        if renamed:
             target = target.with_suffix(".mkv")
         if source.resolve() == target.resolve():
             report.failed.append((source, "output would overwrite the input"))
@@ -150,6 +151,8 @@ def restore_paths(
             else:
                 raise MediaError(source, f"unsupported file type {suffix!r}")
             report.done.append(source)
+            if renamed:  # said once it is so (an audio-only file is not restored at all)
+                log.warning("%s: %s video cannot be written; restored as %s", source, source.suffix, target.name)
         except NoVideoStreamError as exc:
             if source.resolve() in named:
                 log.error("%s", exc)

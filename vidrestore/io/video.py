@@ -253,7 +253,7 @@ class VideoReader:
             raise RuntimeError(f"{self.path}: a VideoReader is iterated once; open a new one to read again")
         self._started = True
         rgb_format = "rgb48le" if self.dtype == np.uint16 else "rgb24"
-        index, last_pts, repaired, offset, last_time = 0, None, 0, 0, 0.0
+        index, last_pts, repaired, offset, last_time, resized = 0, None, 0, 0, 0.0, 0
         # A timestamp that does not increase (a duplicate, or a jump back where files were
         # concatenated) moves to one frame interval after the previous one, and the frames after
         # it keep their spacing (the offset carries on).
@@ -273,6 +273,13 @@ class VideoReader:
             last_pts = pts if pts is not None else last_pts
             last_time = float(time)
             rgb = _reformat(decoded, rgb_format, "src", decoded.colorspace, decoded.color_range).to_ndarray()
+            if rgb.shape[:2] != (self.info.height, self.info.width):  # the size changed mid-stream (joined files)
+                if not resized:
+                    logger.warning("%s: frame %d is %dx%d, not the stream's %dx%d (joined files?); such frames are "
+                                   "scaled to %dx%d", self.path, index, rgb.shape[1], rgb.shape[0], self.info.width,
+                                   self.info.height, self.info.width, self.info.height)
+                resized += 1
+                rgb = _scaled(rgb, self.info.width, self.info.height)
             yield Frame(index, pts, float(time), rgb)
             index += 1
         if index == 0:
@@ -989,8 +996,24 @@ def _describe(path: Path, container: av.container.InputContainer) -> VideoInfo:
         duration=duration,
         length_is_estimate=length_is_estimate,
         sample_aspect_ratio=_sample_aspect_ratio(stream),
-        field_order=int(getattr(context, "field_order", 0) or 0),
+        field_order=int(getattr(context, "field_order", 0) or 0) or _first_frame_field_order(path),
     )
+
+
+def _first_frame_field_order(path: Path) -> int:
+    """Where the container does not say (raw DV), whether the first decoded frame is flagged
+    interlaced: 3 (bottom field first) for DV, whose fields always come in that order, 2 (top field
+    first, HD's) for others — PyAV does not show a frame's field order —, 0 progressive or unknown."""
+    try:
+        with av.open(str(path)) as container:
+            stream = main_video_stream(container)
+            frame = next(container.decode(stream), None)
+            codec = stream.codec_context.name
+    except (av.FFmpegError, OSError, ValueError):
+        return 0
+    if frame is None or not frame.interlaced_frame:
+        return 0
+    return FIELD_BOTTOM_FIRST[0] if codec == "dvvideo" else FIELD_TOP_FIRST[0]
 
 
 def _sample_aspect_ratio(stream: av.VideoStream) -> Fraction:
@@ -1058,6 +1081,14 @@ def default_matrix(width: int, height: int) -> int:
     up to 1024×576, BT.709 above — as players guess (mpv: HD by width or height), so 1280×536
     scope HD is BT.709. The VapourSynth filter uses the same rule."""
     return BT709 if width > 1024 or height > 576 else SMPTE170M
+
+
+def _scaled(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb`` (H, W, 3) resized to ``width``×``height``: area averaging down, bicubic up."""
+    import cv2
+
+    shrinking = width * height < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
 def _reformat(
