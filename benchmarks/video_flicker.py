@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/video_flicker.py [--model PATH] [--clips 3] [--frames 24]
 
 Builds clean clips — the middle frames of each clean video in ``--photos`` (filmed footage,
-scaled down to cover 640×360 and centre cropped), then slow camera pans over the photos — degrades
+scaled down to cover the clip size, 640×360 unless ``--size``, and centre cropped), then slow camera
+pans over the photos — degrades
 every frame independently (blur, noise with a fresh seed per frame, JPEG), re-encodes the clip
 with H.264 at a low bitrate (CRF 32), then restores it. Prints per method: mean PSNR/SSIM
 against the clean clip, warping error (MSE ×10⁻³ between output t and output t−1 warped by the
@@ -13,7 +14,7 @@ vidrestore per frame; vidrestore with the temporal stage; and through VapourSynt
 YUV420P8 (what a decoded video is): the YUV input itself, MVTools ``Degrain2`` and the
 ``vidrestore_vs`` filter. Then frames/s of
 ``vidrestore.video.restore_video`` end to end (decode → restore → temporal → x264 encode) on a
-640×360 clip, on this machine.
+clip of that size, on this machine.
 """
 
 from __future__ import annotations
@@ -64,20 +65,28 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--fps-frames", type=int, default=48)
+    parser.add_argument("--size", default="640x360", help="clip frame size WxH, even (default 640x360)")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
+    try:
+        width, height = (int(side) for side in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size must be WxH, got {args.size!r}")
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        parser.error(f"--size must be even sides of at least 16 (YUV 4:2:0 for VapourSynth), got {args.size}")
 
     restorer = Restorer(args.model)
     paths, cleans = [], []
     for path in clip_sources(photo_paths(args.photos)):
         if len(paths) == args.clips:
             break
-        clip = clean_clip(path, frames=args.frames, width=640, height=360, seed=100 + len(paths))
+        clip = clean_clip(path, frames=args.frames, width=width, height=height, seed=100 + len(paths))
         if clip is not None:
             paths.append(path)
             cleans.append(clip)
     if not paths:
-        sys.exit(f"video_flicker: no photo or video of at least 640×360 (videos: {args.frames} frames) in the sources")
+        sys.exit(f"video_flicker: no photo or video of at least {width}×{height} (videos: {args.frames} frames) in the "
+                 "sources; --size picks a smaller clip")
     table: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, outputs: list[np.ndarray], clean: list[np.ndarray]) -> None:
@@ -108,7 +117,7 @@ def main() -> None:
         print(f"clip {index} ({path.name}): in-pipeline flicker check {report.flicker:.2f} levels, spikes {report.spikes}")
 
     lines = [
-        f"{len(paths)} clips × {args.frames} frames, 640×360 ({', '.join(p.name for p in paths)}: a video's middle "
+        f"{len(paths)} clips × {args.frames} frames, {width}×{height} ({', '.join(p.name for p in paths)}: a video's middle "
         "frames, a slow pan over a photo); per-frame blur + noise σ 0.04 + JPEG 70, then H.264 CRF 32.",
         "Warping error: MSE ×10⁻³ between output t and output t−1 warped by the clean clip's flow (non-occluded pixels);",
         "flicker: its root, in 8-bit levels; tOF: motion difference to the clean clip (px). Lower is not always",
@@ -131,19 +140,20 @@ def main() -> None:
         f"{means['MVTools Degrain2 (VapourSynth)']['warp']:.3f}",
     ]
 
-    # End-to-end speed: decode → restore → temporal → encode, 640×360 (a video shorter than
+    # End-to-end speed: decode → restore → temporal → encode, at the clip size (a video shorter than
     # fps_frames is played forth and back).
-    clean = clean_clip(paths[0], frames=args.fps_frames, width=640, height=360, seed=7)
+    clean = clean_clip(paths[0], frames=args.fps_frames, width=width, height=height, seed=7)
     if clean is None:
         clean = ((cleans[0] + cleans[0][::-1]) * args.fps_frames)[: args.fps_frames]
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in.mp4"
-        with VideoWriter(source, width=640, height=360, fps=Fraction(24), codec="libx264", crf=23, preset="veryfast") as writer:
+        with VideoWriter(source, width=width, height=height, fps=Fraction(24), codec="libx264", crf=23,
+                         preset="veryfast") as writer:
             for frame in degrade_clip(clean, seed=9):
                 writer.write(from_float(frame, np.uint8))
         restore_video(source, Path(tmp) / "warm.mp4", restorer, progress=False)  # warm-up
         report = restore_video(source, Path(tmp) / "out.mp4", restorer, preset="veryfast", progress=False)
-    lines.append(f"end to end (decode → restore → temporal → x264 veryfast), 640×360: {report.fps:.2f} frames/s "
+    lines.append(f"end to end (decode → restore → temporal → x264 veryfast), {width}×{height}: {report.fps:.2f} frames/s "
                  f"({report.frames} frames in {report.seconds:.1f} s), engine {restorer.info['device']} {restorer.info['dtype']}")
     text = "\n".join(lines)
     print(text)
