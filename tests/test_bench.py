@@ -242,3 +242,32 @@ def test_restore_quality_without_bm3d_says_how_to_get_it(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "BM3D, a baseline of this benchmark, is not installed: run scripts/bootstrap.sh bench" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_benchmark_scripts_score_a_folder_of_clean_videos(tmp_path):
+    """Independent judges run the scripts on their own clips: restore_quality and video_flicker take
+    a folder holding only videos (clips smaller than 640×360 with --size), and say so without a
+    traceback when nothing in it is usable."""
+    import subprocess
+
+    from vidrestore.io import VideoWriter
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    (tmp_path / "clips").mkdir()
+    with VideoWriter(tmp_path / "clips/footage.mkv", width=160, height=96, fps=25, crf=0) as writer:
+        for index in range(8):
+            writer.write(textured_image(index, 96, 160))
+    runs = {
+        "restore_quality": ["--no-bm3d", "--crops", "2", "--size", "64"],
+        "video_flicker": ["--clips", "1", "--frames", "4", "--fps-frames", "4", "--size", "64x48"],
+    }
+    for script, options in runs.items():
+        result = subprocess.run([sys.executable, str(root / f"{script}.py"), "--photos", str(tmp_path / "clips"),
+                                 "--out", str(tmp_path / script), *options], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert "| vidrestore" in result.stdout, result.stdout
+    assert "1 clips × 4 frames, 64×48 (footage.mkv: a video's middle frames" in result.stdout  # video_flicker's
+    (tmp_path / "empty").mkdir()
+    empty = subprocess.run([sys.executable, str(root / "restore_quality.py"), "--photos", str(tmp_path / "empty"),
+                            "--no-bm3d", "--out", str(tmp_path / "e")], capture_output=True, text=True, timeout=120)
+    assert empty.returncode != 0 and "Traceback" not in empty.stderr and "no usable" in empty.stderr
