@@ -39,7 +39,7 @@ def test_same_seed_same_bytes_other_seed_differs_and_manifest_replays(tmp_path):
     a = write_pairs(source, tmp_path / "a", seed=5, jobs=2, progress=False)
     write_pairs(source, tmp_path / "b", seed=5, jobs=1, progress=False)
     write_pairs(source, tmp_path / "c", seed=6, jobs=1, progress=False)
-    assert a == {"done": 4, "skipped": 0, "failed": 1}
+    assert a == {"done": 4, "skipped": 0, "left_alone": 0, "failed": 1}
     assert digests(tmp_path / "a") == digests(tmp_path / "b")
     assert digests(tmp_path / "a") != digests(tmp_path / "c")
     # The manifest too: its lines came in the order the workers finished, which --jobs changed.
@@ -92,7 +92,7 @@ def test_an_edited_source_is_degraded_again_and_its_clean_copy_replaced(tmp_path
     write_image(tmp_path / "new.png", Image(pixels=edited))
     (tmp_path / "new.png").replace(source / "sub0" / "p0.png")  # a new file under the old name
     counts = write_pairs(source, out, seed=1, jobs=1, progress=False)
-    assert counts == {"done": 1, "skipped": 3, "failed": 1}
+    assert counts == {"done": 1, "skipped": 3, "left_alone": 0, "failed": 1}
     after = digests(out)
     assert after["degraded/sub0/p0.png__v0.png"] != before["degraded/sub0/p0.png__v0.png"]
     assert {k: v for k, v in after.items() if "p0" not in k} == {k: v for k, v in before.items() if "p0" not in k}
@@ -105,7 +105,7 @@ def test_an_edited_source_is_degraded_again_and_its_clean_copy_replaced(tmp_path
     assert write_pairs(source, out, seed=1, jobs=1, progress=False)["done"] == 1
     keys = [json.loads(line)["key"] for line in open(out / "manifest.jsonl") if "error" not in line]
     assert len(keys) == len(set(keys)) == 4  # the redone pair is listed once (its old record went)
-    assert write_pairs(source, out, seed=1, jobs=1, progress=False) == {"done": 0, "skipped": 4, "failed": 1}
+    assert write_pairs(source, out, seed=1, jobs=1, progress=False) == {"done": 0, "skipped": 4, "left_alone": 0, "failed": 1}
 
 
 def test_video_pairs_keep_timing_and_audio(tmp_path):
@@ -118,6 +118,44 @@ def test_video_pairs_keep_timing_and_audio(tmp_path):
     out = probe(tmp_path / "out" / record["degraded"])
     src = probe(sample)
     assert out.frame_count == src.frame_count and out.fps == src.fps and out.has_audio
+
+
+def test_an_audio_only_file_is_left_alone_and_an_anamorphic_interlaced_one_keeps_its_shape(tmp_path, caplog):
+    """A .3gp voice memo in the folder failed every run (exit 1, retried on each resume); a DV-like
+    source (interlaced, 16:15 pixels) gave degraded files with square pixels, progressive, unsaid."""
+    import av
+
+    (tmp_path / "in").mkdir()
+    with av.open(str(tmp_path / "in/memo.3gp"), "w") as container:  # AAC alone
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        for index in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, index * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(tmp_path / "in/tape.mkv"), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"x264-params": "interlaced=1:bff=1"}
+        stream.codec_context.sample_aspect_ratio = Fraction(16, 15)
+        for index in range(4):
+            rgb = textured_image(index, 64, 96)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    config = DegradeConfig.from_dict({"h264": {"probability": 1.0}})  # libx264: it keeps the field order
+    counts = write_pairs(tmp_path / "in", tmp_path / "out", seed=1, jobs=1, progress=False, config=config)
+    assert counts == {"done": 1, "skipped": 0, "left_alone": 1, "failed": 0}
+    assert "memo.3gp: no video stream (audio only?); left alone" in caplog.text
+    assert "tape.mkv: interlaced: its pairs are whole frames" in caplog.text
+    record = json.loads((tmp_path / "out/manifest.jsonl").read_text())  # one line: the memo is not in it
+    degraded = probe(tmp_path / "out" / record["degraded"])
+    assert degraded.sample_aspect_ratio == Fraction(16, 15) and degraded.interlaced
+    assert main(["degrade", str(tmp_path / "in"), str(tmp_path / "out"), "--seed", "1",
+                 "--set", "h264.probability=1.0"]) == 0  # a re-run: done, the memo left alone again
 
 
 def test_cli_degrade(tmp_path):

@@ -419,6 +419,29 @@ def _write_video(path: Path, frames: list[np.ndarray]) -> None:
             writer.write(frame)
 
 
+def test_predict_leaves_an_audio_only_file_in_a_folder_alone(trained, tmp_path, capsys, caplog):
+    """A .3gp voice memo beside the pictures failed the run (exit 1); named on its own it still does."""
+    import av
+
+    out, _ = trained
+    model = str(out / "quality.safetensors")
+    write_image(tmp_path / "media/good.png", Image(pixels=photo_like(900, 128, 160)))
+    with av.open(str(tmp_path / "media/memo.3gp"), "w") as container:  # AAC alone
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        for index in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, index * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert main(["quality", "predict", str(tmp_path / "media"), "--model", model, "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[0].endswith("good.png")
+    assert "memo.3gp: no video stream (audio only?); left alone" in caplog.text
+    assert main(["quality", "predict", str(tmp_path / "media/memo.3gp"), "--model", model]) == 1
+
+
 def test_predict_cli_formats(trained, tmp_path, capsys):
     out, _ = trained
     model = str(out / "quality.safetensors")

@@ -68,7 +68,9 @@ def _cmd_degrade(args: argparse.Namespace) -> int:
     counts = write_pairs(
         args.input, args.output, seed=args.seed, variants=args.variants, config=_degrade_config(args), jobs=args.jobs
     )
-    print(f"degraded {counts['done']}, already done {counts['skipped']}, failed {counts['failed']} -> {args.output}")
+    left_alone = f", left alone (no video stream) {counts['left_alone']}" if counts.get("left_alone") else ""
+    print(f"degraded {counts['done']}, already done {counts['skipped']}{left_alone}, failed {counts['failed']} "
+          f"-> {args.output}")
     return 1 if counts["failed"] else 0
 
 

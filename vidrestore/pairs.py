@@ -40,7 +40,7 @@ from vidrestore.parallel import pool_map
 from vidrestore.degrade import DegradeConfig, Plan, apply_op, apply_plan, sample_plan
 from vidrestore.degrade.sample import H264, TemporalNoise
 from vidrestore.degrade.video_ops import noise_sigmas
-from vidrestore.errors import VidrestoreError
+from vidrestore.errors import NoVideoStreamError, VidrestoreError
 from vidrestore.io._files import FolderInUse, atomic_output, hold_folder, make_folder
 
 __all__ = ["PairTask", "plan_tasks", "run_task", "write_pairs"]
@@ -144,6 +144,9 @@ def _degrade_video(task: PairTask, plan: Plan) -> str:
     suffix = ".mp4" if h264 else ".mkv"
     target = task.out_dir / "degraded" / f"{task.relative}__v{task.variant}{suffix}"
     options: dict[str, Any] = {"codec": "libx264", "crf": h264.crf, "preset": h264.preset} if h264 else {"codec": "ffv1"}
+    if info.interlaced:
+        log.warning("%s: interlaced: its pairs are whole frames (both fields together); deinterlace it first for "
+                    "progressive training pairs", task.source)
     with VideoReader(task.source) as reader, VideoWriter(
         target,
         width=info.width,
@@ -153,6 +156,8 @@ def _degrade_video(task: PairTask, plan: Plan) -> str:
         rotation=info.rotation,
         audio_from=task.source if info.has_audio else None,
         bit_depth=8 if h264 else min(info.bit_depth, 16),
+        sample_aspect_ratio=info.sample_aspect_ratio,  # a pair looks the same in a player (anamorphic DV, DVD)
+        field_order=info.field_order,
         **options,
     ) as writer:
         from vidrestore.degrade import ops as degrade_ops
@@ -181,6 +186,8 @@ def run_task(task: PairTask) -> dict[str, Any]:
         _link_or_copy(task.source, clean)
         record["clean"] = clean.relative_to(task.out_dir).as_posix()
         record["plan"] = plan.to_dict()
+    except NoVideoStreamError:  # audio alone under a video suffix (a .3gp voice memo): not a failure
+        record["skipped"] = f"{task.source}: no video stream (audio only?); left alone"
     except (VidrestoreError, OSError, ValueError) as exc:  # this file fails, named; the others go on
         record["error"] = str(exc) if str(task.source) in str(exc) else f"{task.source}: {exc}"
     return record
@@ -228,7 +235,8 @@ def write_pairs(
     progress: bool = True,
 ) -> dict[str, int]:
     """Degrade everything under ``in_path`` into ``out_dir``; returns counts
-    ``{"done", "skipped", "failed"}``. Failures are logged and listed in the manifest.
+    ``{"done", "skipped", "left_alone", "failed"}`` (skipped: already done; left alone: no video
+    stream). Failures are logged and listed in the manifest.
 
     Raises:
         FileNotFoundError: ``in_path`` does not exist.
@@ -275,11 +283,16 @@ def _write_pairs(out_dir: Path, tasks: list[PairTask], jobs: int | None, progres
     tmp = manifest_path.with_name("." + manifest_path.name + ".partial")
     tmp.write_text("".join(json.dumps(r) + "\n" for key, r in done.items() if key not in redo))
     os.replace(tmp, manifest_path)
-    counts = {"done": 0, "skipped": len(tasks) - len(pending), "failed": 0}
+    counts = {"done": 0, "skipped": len(tasks) - len(pending), "left_alone": 0, "failed": 0}
     jobs = jobs or os.cpu_count() or 1
     with open(manifest_path, "a") as manifest, tqdm(total=len(tasks), initial=counts["skipped"],
                                                      disable=not progress, desc="degrade", unit="file") as bar:
         for record in pool_map(run_task, pending, jobs):
+            bar.update(1)
+            if "skipped" in record:  # not kept: it is looked at again (and left alone again) on a re-run
+                counts["left_alone"] += 1
+                log.warning("%s", record["skipped"])
+                continue
             manifest.write(json.dumps(record) + "\n")
             manifest.flush()
             if "error" in record:
@@ -287,7 +300,6 @@ def _write_pairs(out_dir: Path, tasks: list[PairTask], jobs: int | None, progres
                 log.error("%s", record["error"])
             else:
                 counts["done"] += 1
-            bar.update(1)
     _sort_manifest(manifest_path, [t.key for t in tasks])
     return counts
 

@@ -88,7 +88,7 @@ from vidrestore.degrade.sample import (
     ResampleConfig,
     SaltAndPepper,
 )
-from vidrestore.errors import ModelError, VidrestoreError
+from vidrestore.errors import ModelError, NoVideoStreamError, VidrestoreError
 from vidrestore.io._files import (atomic_output, changed_settings, folders_holding, make_folder, record_settings,
                                   remove_stale_partials)
 from vidrestore.parallel import pool_map
@@ -561,14 +561,21 @@ def predict_paths(
     inputs: Iterable[str | Path], model: QualityModel, *, frames: int = 8
 ) -> Iterator[tuple[Path, QualityResult | str]]:
     """``(path, result)`` for every image and video under ``inputs`` (files or folders);
-    ``(path, error message)`` for one that cannot be read, or a named file of another type."""
+    ``(path, error message)`` for one that cannot be read, or a named file of another type. A file
+    found in a folder with no video stream (a ``.3gp`` voice memo) is left alone, with a warning."""
     inputs = [Path(p) for p in inputs]
     for path in inputs:
         if path.is_file() and path.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
             yield path, f"{path}: not an image or video vidrestore reads"
+    named = {path.resolve() for path in inputs if path.is_file()}
     for path in list_media(inputs):
         try:
             yield path, model.predict_path(path, frames=frames)
+        except NoVideoStreamError as exc:
+            if path in named:
+                yield path, str(exc)
+            else:  # found in a folder: audio alone under a video suffix (a .3gp voice memo)
+                log.warning("%s: no video stream (audio only?); left alone", path)
         except VidrestoreError as exc:
             yield path, str(exc)
 
