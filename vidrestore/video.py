@@ -268,6 +268,8 @@ def restore_video(
     if chroma == "420" and source_chroma != "420":
         log.info("%s: %s source written 4:2:0 (plays everywhere); --chroma source keeps its chroma", source,
                  info.pix_fmt)
+    elif chroma == "source" and info.pix_fmt.startswith("yuv411"):
+        log.info("%s: 4:1:1 (DV) cannot be coded by x264/x265; written 4:2:2, which keeps all its chroma", source)
     if bit_depth is not None:
         options["bit_depth"] = bit_depth
     if codec in ("ffv1",) and info.bit_depth <= 8:
