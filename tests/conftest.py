@@ -33,3 +33,19 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for index in range(count):
             write_image(root / split / f"img{index}.png", Image(pixels=textured_image(offset + index)))
     return root
+
+
+def write_audio_only(path: Path) -> Path:
+    """A file with AAC audio alone under ``path``'s (video) suffix, as a phone's voice memo in .3gp."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        for index in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, index * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

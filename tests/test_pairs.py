@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import textured_image
+from conftest import textured_image, write_audio_only
 from vidrestore.cli import main
 from vidrestore.degrade import DegradeConfig, Plan, apply_plan
 from vidrestore.degrade.sample import NoiseConfig
@@ -126,15 +126,7 @@ def test_an_audio_only_file_is_left_alone_and_an_anamorphic_interlaced_one_keeps
     import av
 
     (tmp_path / "in").mkdir()
-    with av.open(str(tmp_path / "in/memo.3gp"), "w") as container:  # AAC alone
-        stream = container.add_stream("aac", rate=16000, layout="mono")
-        for index in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, index * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_audio_only(tmp_path / "in/memo.3gp")
     with av.open(str(tmp_path / "in/tape.mkv"), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import textured_image
+from conftest import textured_image, write_audio_only
 from vidrestore.cli import main
 from vidrestore.degrade import ops
 from vidrestore.degrade.sample import GaussianBlur, GaussianNoise, Jpeg, MotionBlur, Resample
@@ -421,20 +421,10 @@ def _write_video(path: Path, frames: list[np.ndarray]) -> None:
 
 def test_predict_leaves_an_audio_only_file_in_a_folder_alone(trained, tmp_path, capsys, caplog):
     """A .3gp voice memo beside the pictures failed the run (exit 1); named on its own it still does."""
-    import av
-
     out, _ = trained
     model = str(out / "quality.safetensors")
     write_image(tmp_path / "media/good.png", Image(pixels=photo_like(900, 128, 160)))
-    with av.open(str(tmp_path / "media/memo.3gp"), "w") as container:  # AAC alone
-        stream = container.add_stream("aac", rate=16000, layout="mono")
-        for index in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, index * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_audio_only(tmp_path / "media/memo.3gp")
     assert main(["quality", "predict", str(tmp_path / "media"), "--model", model, "--format", "csv"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 2 and rows[1].split(",")[0].endswith("good.png")

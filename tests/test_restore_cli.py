@@ -13,7 +13,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageCms
 
-from conftest import textured_image
+from conftest import textured_image, write_audio_only
 from vidrestore.io import Image, read_image, write_image
 from vidrestore.nets.unet import UNet
 from vidrestore.weights import save_generator
@@ -162,18 +162,8 @@ def test_a_video_whose_output_cannot_be_made_fails_alone_and_leaves_no_work_fold
 def test_audio_only_files_under_a_video_suffix_are_left_alone_in_a_folder(model_path, tmp_path):
     """.3gp, .rm, .asf also hold voice memos, RealAudio and WMA: in a folder they are left alone with
     a warning, not failures; named on their own they are an error."""
-    import av
-
     (tmp_path / "in").mkdir()
-    with av.open(str(tmp_path / "in/memo.3gp"), "w") as container:  # AAC alone, as a phone records it
-        stream = container.add_stream("aac", rate=16000, layout="mono")
-        for index in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, index * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_audio_only(tmp_path / "in/memo.3gp")
     write_image(tmp_path / "in/photo.png", Image(textured_image(0, 40, 56)))
     folder = run(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_path))
     assert folder.returncode == 0, folder.stderr
