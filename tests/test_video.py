@@ -282,6 +282,15 @@ def test_a_work_folder_its_holder_removes_is_claimed_afresh(tmp_path, monkeypatc
     hold_folder(folder).close()
 
 
+def test_a_whole_crf_resumes_as_the_same_job_whatever_its_type(restorer, tmp_path):
+    """The command line reads --crf as a number (20.5 is valid): 18.0 resumes a job started with 18
+    (the job key is compared as loaded JSON, where 18 == 18.0)."""
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Boom):
+        restore_video(SAMPLE, out, CrashingRestorer(restorer, crash_on=7), crf=18, segment_frames=10, progress=False)
+    assert restore_video(SAMPLE, out, restorer, crf=18.0, segment_frames=10, progress=False).frames == 28
+
+
 def test_sigterm_stops_a_restore_like_ctrl_c_and_the_next_run_continues(tiny_model_path, tmp_path):
     """A scheduler's or `timeout`'s SIGTERM killed `restore` mid-write: no message, exit -15, the
     segment being written left as a temporary file. It now stops as Ctrl-C does."""

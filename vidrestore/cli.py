@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 
 from vidrestore.errors import VidrestoreError
+from vidrestore.io.listing import VIDEO_ENCODERS
 
 __all__ = ["main"]
 
@@ -115,9 +116,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         args.output,
         restorer,
         skip_existing=args.skip_existing,
-        # A whole crf stays an int: it is part of an interrupted job's key (18, not 18.0).
-        video_options={"codec": args.codec, "crf": int(args.crf) if float(args.crf).is_integer() else args.crf,
-                       "preset": args.preset, "chroma": args.chroma, "temporal": not args.no_temporal,
+        video_options={"codec": args.codec, "crf": args.crf, "preset": args.preset, "chroma": args.chroma,
+                       "temporal": not args.no_temporal,
                        "temporal_strength": args.temporal_strength, "temporal_radius": args.temporal_radius,
                        "segment_frames": args.segment_frames, "resume": not args.no_resume,
                        "deinterlace": args.deinterlace},
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correction-floor", type=float, default=None,
                    help="8-bit levels: frames the model changes by about this much (RMS) are left nearly alone, "
                         "larger corrections shrink a little (default 1; 0 = apply the model's output as is)")
-    p.add_argument("--codec", default="libx264", type=str.lower, choices=("libx264", "libx265", "ffv1", "h264", "h265", "hevc"),
+    p.add_argument("--codec", default="libx264", type=str.lower, choices=tuple(VIDEO_ENCODERS),
                    metavar="CODEC", help="video codec: libx264 (or h264), libx265 (or h265, hevc), ffv1 (default libx264)")
     p.add_argument("--crf", type=_ranged(float, 0, 51), default=18, help="video quality 0..51, lower is better (default 18)")
     p.add_argument("--preset", default="medium", choices=_X26X_PRESETS, help="x264/x265 preset (default medium)")

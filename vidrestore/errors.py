@@ -30,7 +30,10 @@ class UnsupportedFormatError(MediaError):
 
 
 class NoVideoStreamError(UnsupportedFormatError):
-    """A container with no video stream (audio only: a voice memo in ``.3gp``, RealAudio, WMA)."""
+    """A container with no video stream (audio only: a voice memo in ``.3gp``, RealAudio, WMA).
+    Found in a folder, such a file is left alone with :attr:`LEFT_ALONE`; named, it is an error."""
+
+    LEFT_ALONE = "no video stream (audio only?); left alone"
 
 
 class CorruptMediaError(MediaError):

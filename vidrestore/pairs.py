@@ -187,7 +187,7 @@ def run_task(task: PairTask) -> dict[str, Any]:
         record["clean"] = clean.relative_to(task.out_dir).as_posix()
         record["plan"] = plan.to_dict()
     except NoVideoStreamError:  # audio alone under a video suffix (a .3gp voice memo): not a failure
-        record["skipped"] = f"{task.source}: no video stream (audio only?); left alone"
+        record["left_alone"] = f"{task.source}: {NoVideoStreamError.LEFT_ALONE}"
     except (VidrestoreError, OSError, ValueError) as exc:  # this file fails, named; the others go on
         record["error"] = str(exc) if str(task.source) in str(exc) else f"{task.source}: {exc}"
     return record
@@ -289,9 +289,9 @@ def _write_pairs(out_dir: Path, tasks: list[PairTask], jobs: int | None, progres
                                                      disable=not progress, desc="degrade", unit="file") as bar:
         for record in pool_map(run_task, pending, jobs):
             bar.update(1)
-            if "skipped" in record:  # not kept: it is looked at again (and left alone again) on a re-run
+            if "left_alone" in record:  # not kept: it is looked at again (and left alone again) on a re-run
                 counts["left_alone"] += 1
-                log.warning("%s", record["skipped"])
+                log.warning("%s", record["left_alone"])
                 continue
             manifest.write(json.dumps(record) + "\n")
             manifest.flush()

@@ -575,7 +575,7 @@ def predict_paths(
             if path in named:
                 yield path, str(exc)
             else:  # found in a folder: audio alone under a video suffix (a .3gp voice memo)
-                log.warning("%s: no video stream (audio only?); left alone", path)
+                log.warning("%s: %s", path, NoVideoStreamError.LEFT_ALONE)
         except VidrestoreError as exc:
             yield path, str(exc)
 

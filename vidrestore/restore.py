@@ -158,7 +158,7 @@ def restore_paths(
                 log.error("%s", exc)
                 report.failed.append((source, exc.reason))
             else:  # found in a folder: audio alone under a video suffix (.3gp voice memos, RealAudio, WMA)
-                log.warning("%s: no video stream (audio only?); left alone", source)
+                log.warning("%s: %s", source, NoVideoStreamError.LEFT_ALONE)
                 report.skipped.append(source)
         except VidrestoreError as exc:
             log.error("%s", exc)

@@ -212,7 +212,7 @@ def restore_video(
     restorer: Any,
     *,
     codec: str = "libx264",
-    crf: int = 18,
+    crf: float = 18,
     preset: str = "medium",
     temporal: bool = True,
     temporal_strength: float = 1.0,

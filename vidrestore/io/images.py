@@ -704,10 +704,13 @@ def _encode_with_pillow(
 
 
 def _has_exif_groups(raw: bytes) -> bool:
-    """Whether ``raw`` EXIF points to Exif, GPS or Interop directories."""
+    """Whether ``raw`` EXIF points to directories of its own (Exif, GPS, Interop: what
+    :func:`_exif_groups` carries)."""
+    from PIL import TiffTags
+
     exif = PillowImage.Exif()
     exif.load(raw)
-    return any(tag in exif for tag in (0x8769, 0x8825, 0xA005))
+    return any(tag in exif for tag in TiffTags.TAGS_V2_GROUPS)
 
 
 def _reduced_exif(raw: bytes, pillow_name: str) -> tuple[bytes, str] | None:

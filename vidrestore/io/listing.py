@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "list_media"]
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_ENCODERS", "VIDEO_EXTENSIONS", "list_media"]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".tif", ".tiff", ".bmp"})
 VIDEO_EXTENSIONS = frozenset({
@@ -16,6 +16,11 @@ VIDEO_EXTENSIONS = frozenset({
     ".vob", ".tod", ".m2v", ".mts", ".m2ts", ".dv", ".3gp", ".3g2", ".flv", ".f4v", ".wmv", ".asf",
     ".rm", ".rmvb", ".ogv", ".qt", ".mxf",
 })
+
+# Video codec names vidrestore writes (aliases included) -> the FFmpeg encoder. Here, not in
+# io.video, so that the command line can offer them without importing PyAV.
+VIDEO_ENCODERS = {"libx264": "libx264", "h264": "libx264", "libx265": "libx265", "h265": "libx265",
+                  "hevc": "libx265", "ffv1": "ffv1"}
 
 
 def list_media(roots: str | Path | Iterable[str | Path]) -> list[Path]:

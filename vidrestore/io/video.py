@@ -47,6 +47,7 @@ from av.video.reformatter import Colorspace, Interpolation
 from vidrestore import checks
 from vidrestore.errors import CorruptMediaError, MediaError, NoVideoStreamError, UnsupportedFormatError
 from vidrestore.io._files import make_folder, partial_path, require_file, unidentified_error
+from vidrestore.io.listing import VIDEO_ENCODERS
 
 __all__ = ["Frame", "VideoInfo", "VideoReader", "VideoWriter", "check_writer", "probe", "write_video"]
 
@@ -108,14 +109,6 @@ def _interpolation(source: str, target: str) -> Interpolation:
             logger.debug("swscale %s -> %s: full chroma interpolation is broken here; using plain", source, target)
     return flags
 
-_ENCODERS = {
-    "libx264": "libx264",
-    "h264": "libx264",
-    "libx265": "libx265",
-    "h265": "libx265",
-    "hevc": "libx265",
-    "ffv1": "ffv1",
-}
 _PIXEL_FORMATS = {
     "libx264": {8: "yuv420p", 10: "yuv420p10le"},
     "libx265": {8: "yuv420p", 10: "yuv420p10le", 12: "yuv420p12le"},
@@ -423,7 +416,7 @@ class VideoWriter:
         fps = Fraction(fps).limit_denominator(1_000_000)  # a float like 29.97 becomes 2997/100
         self.width, self.height = width, height
         self.frames_written = 0
-        self._encoder = _ENCODERS.get(codec.lower(), "")
+        self._encoder = VIDEO_ENCODERS.get(codec.lower(), "")
         if crf is not None and self._encoder in ("libx264", "libx265"):  # they find out only as they encode
             crf = checks.real(crf, "crf", 0, 51)
         if chroma not in ("420", "422", "444"):
@@ -1059,7 +1052,7 @@ def _pixel_format(path: Path, encoder: str, bit_depth: int, width: int, height: 
     """The pixel format for ``encoder`` at ``bit_depth``: 4:2:0, or ``chroma`` ("422", "444": a
     source's own) where the encoder has it; 4:4:4 instead of 4:2:0 for odd sizes."""
     if encoder not in _PIXEL_FORMATS:
-        raise UnsupportedFormatError(path, f"unknown video codec {encoder!r}; use one of {sorted(_ENCODERS)}")
+        raise UnsupportedFormatError(path, f"unknown video codec {encoder!r}; use one of {sorted(VIDEO_ENCODERS)}")
     pixel_format = _PIXEL_FORMATS[encoder].get(bit_depth)
     if pixel_format is None:
         raise UnsupportedFormatError(
